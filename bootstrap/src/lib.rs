@@ -1,0 +1,1 @@
+//! rot-bootstrap: the signed list of proxies.

@@ -1,0 +1,1 @@
+//! rot-proto: the protocol shared by ROT proxies, servers, wallets and third-party implementations.

@@ -1,0 +1,1 @@
+//! rot-proxy library.

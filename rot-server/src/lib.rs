@@ -1,0 +1,1 @@
+//! rot-server library.
