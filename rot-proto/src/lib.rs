@@ -4,6 +4,8 @@
 
 mod error;
 pub mod hash;
+pub mod rules;
 
 pub use error::Error;
 pub use hash::Hash256;
+pub use rules::{ChainRules, PowAlgorithm};
