@@ -9,7 +9,6 @@ pub enum Error {
     /// A hash was not 64 hex digits.
     #[error("invalid hash: {0}")]
     InvalidHash(String),
-
     // --- canonical encoding, signatures, keys ---
 
     // --- coin profiles and addresses ---

@@ -60,7 +60,10 @@ impl FromStr for Hash256 {
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut bytes = [0u8; 32];
         if s.len() != 64 {
-            return Err(Error::InvalidHash(format!("expected 64 hex digits, got {}", s.len())));
+            return Err(Error::InvalidHash(format!(
+                "expected 64 hex digits, got {}",
+                s.len()
+            )));
         }
         hex::decode_to_slice(s, &mut bytes).map_err(|e| Error::InvalidHash(e.to_string()))?;
         bytes.reverse();

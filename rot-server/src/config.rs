@@ -1,0 +1,288 @@
+//! rot-server configuration: read once from flags, environment and an optional TOML file
+//! (flags win over environment, environment over file), validated into typed values.
+//!
+//! Settings are first gathered into a map keyed by their environment-variable names, so
+//! that the validation in [`Config::from_map`] is one testable function whatever the source.
+//! The names of the existing PHP ROT server (`CORE_RPC_*`, `ROT_LISTEN_ADDR`,
+//! `ROT_COIN_TIKKER`) keep their meaning, so existing compose files keep working.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rot_proto::message::Network;
+
+use crate::Error;
+
+/// Which backend answers the API's queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendConfig {
+    /// Index the coin node ourselves over its JSON-RPC.
+    Native,
+    /// Sit in front of an existing Electrum-protocol server (`tcp://host:port`, `ssl://host:port`).
+    Electrum { url: String },
+}
+
+/// How to authenticate to the coin node's JSON-RPC.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RpcAuth {
+    /// `rpcuser` / `rpcpassword`.
+    UserPassword { user: String, password: String },
+    /// The node's `.cookie` file, re-read when the node restarts.
+    CookieFile(PathBuf),
+}
+
+impl fmt::Debug for RpcAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Self::CookieFile(path) => f.debug_tuple("CookieFile").field(path).finish(),
+        }
+    }
+}
+
+/// The validated configuration of one rot-server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Coin ticker, upper case (`LTC`).
+    pub coin: String,
+    /// Which network of the coin.
+    pub network: Network,
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// Index, identity key and state live here.
+    pub data_dir: PathBuf,
+    /// The URL proxies should use to reach this server.
+    pub public_url: Option<String>,
+    /// Coin node JSON-RPC URL (`http://host:port/`).
+    pub rpc_url: String,
+    /// Coin node JSON-RPC credentials.
+    pub rpc_auth: RpcAuth,
+    /// Which backend serves queries.
+    pub backend: BackendConfig,
+    /// Deepest reorganisation undone from kept undo data.
+    pub reorg_limit: u32,
+    /// Proxies to register with, given explicitly.
+    pub proxies: Vec<String>,
+    /// Operator-supplied coin profile file, added to the built-in profiles.
+    pub coin_file: Option<PathBuf>,
+    /// Timeout for one HTTP request to the API.
+    pub request_timeout: Duration,
+}
+
+/// Default reorg limit: deeper than any reorg seen on a healthy chain of the family.
+pub const DEFAULT_REORG_LIMIT: u32 = 100;
+/// Default API port, when `ROT_LISTEN_ADDR` is not set.
+pub const DEFAULT_PORT: u16 = 3002;
+
+fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn invalid(key: &str, why: impl fmt::Display) -> Error {
+    Error::Config(format!("{key}: {why}"))
+}
+
+/// Parses `host:port` or a bare port (the PHP server's `ROT_LISTEN_ADDR` accepts both).
+pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, Error> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    value
+        .parse()
+        .map_err(|_| invalid("ROT_LISTEN_ADDR", format!("expected host:port or port, got {value:?}")))
+}
+
+impl Config {
+    /// Validates settings given by environment-variable name. `default_rpc_port` gives the coin
+    /// node's standard RPC port for the chosen coin and network (from its coin profile).
+    pub fn from_map(
+        map: &BTreeMap<String, String>,
+        default_rpc_port: impl Fn(&str, Network) -> Option<u16>,
+    ) -> Result<Self, Error> {
+        let coin = get(map, "ROT_COIN_TIKKER")
+            .ok_or_else(|| invalid("ROT_COIN_TIKKER", "the coin ticker is required (e.g. LTC)"))?
+            .to_ascii_uppercase();
+        let network: Network = match get(map, "ROT_NETWORK") {
+            Some(v) => v.parse().map_err(|e| invalid("ROT_NETWORK", e))?,
+            None => Network::Main,
+        };
+        let listen = match get(map, "ROT_LISTEN_ADDR") {
+            Some(v) => parse_listen_addr(v)?,
+            None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT),
+        };
+        let data_dir = PathBuf::from(get(map, "ROT_DATA_DIR").unwrap_or("./rot-data"));
+        let public_url = get(map, "ROT_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("ROT_PUBLIC_URL", "must start with http:// or https://"));
+            }
+        }
+
+        let rpc_host = get(map, "CORE_RPC_HOST").unwrap_or("127.0.0.1");
+        let rpc_port = match get(map, "CORE_RPC_PORT") {
+            Some(v) => v.parse::<u16>().map_err(|e| invalid("CORE_RPC_PORT", e))?,
+            None => default_rpc_port(&coin, network).ok_or_else(|| {
+                invalid("CORE_RPC_PORT", format!("no default RPC port known for {coin} {network}"))
+            })?,
+        };
+        let rpc_url = if rpc_host.starts_with("http://") || rpc_host.starts_with("https://") {
+            format!("{}:{rpc_port}/", rpc_host.trim_end_matches('/'))
+        } else {
+            format!("http://{rpc_host}:{rpc_port}/")
+        };
+        let rpc_auth = match (get(map, "CORE_RPC_USER"), get(map, "CORE_RPC_PASSWORD")) {
+            (Some(user), Some(password)) => RpcAuth::UserPassword {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            (None, None) => {
+                let dir = get(map, "CORE_DATA_DIR").ok_or_else(|| {
+                    invalid(
+                        "CORE_RPC_USER",
+                        "set CORE_RPC_USER and CORE_RPC_PASSWORD, or CORE_DATA_DIR for the node's cookie file",
+                    )
+                })?;
+                RpcAuth::CookieFile(cookie_path(PathBuf::from(dir), network))
+            }
+            _ => {
+                return Err(invalid(
+                    "CORE_RPC_USER",
+                    "CORE_RPC_USER and CORE_RPC_PASSWORD must be set together",
+                ));
+            }
+        };
+
+        let backend = match get(map, "ROT_BACKEND").unwrap_or("native") {
+            "native" => BackendConfig::Native,
+            "electrum" => BackendConfig::Electrum {
+                url: get(map, "ROT_ELECTRUM_URL")
+                    .ok_or_else(|| invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum"))?
+                    .to_owned(),
+            },
+            other => return Err(invalid("ROT_BACKEND", format!("unknown backend {other:?} (native, electrum)"))),
+        };
+        let reorg_limit = match get(map, "ROT_REORG_LIMIT") {
+            Some(v) => v.parse::<u32>().map_err(|e| invalid("ROT_REORG_LIMIT", e))?,
+            None => DEFAULT_REORG_LIMIT,
+        };
+        if reorg_limit == 0 {
+            return Err(invalid("ROT_REORG_LIMIT", "must be at least 1"));
+        }
+        let proxies = get(map, "ROT_PROXIES")
+            .map(|list| {
+                list.split(',')
+                    .map(|p| p.trim().trim_end_matches('/').to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request_timeout = match get(map, "ROT_REQUEST_TIMEOUT_SECS") {
+            Some(v) => Duration::from_secs(v.parse().map_err(|e| invalid("ROT_REQUEST_TIMEOUT_SECS", e))?),
+            None => Duration::from_secs(30),
+        };
+        Ok(Self {
+            coin,
+            network,
+            listen,
+            data_dir,
+            public_url,
+            rpc_url,
+            rpc_auth,
+            backend,
+            reorg_limit,
+            proxies,
+            coin_file: get(map, "ROT_COIN_FILE").map(PathBuf::from),
+            request_timeout,
+        })
+    }
+}
+
+/// Where a Core-family node writes its cookie for `network` under its data directory.
+fn cookie_path(data_dir: PathBuf, network: Network) -> PathBuf {
+    match network {
+        Network::Main => data_dir.join(".cookie"),
+        Network::Test => data_dir.join("testnet4").join(".cookie"),
+        Network::Regtest => data_dir.join("regtest").join(".cookie"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn port(_: &str, _: Network) -> Option<u16> {
+        Some(9332)
+    }
+
+    #[test]
+    fn php_server_names_keep_their_meaning() {
+        let cfg = Config::from_map(
+            &map(&[
+                ("ROT_COIN_TIKKER", "ltc"),
+                ("CORE_RPC_HOST", "node"),
+                ("CORE_RPC_PORT", "19332"),
+                ("CORE_RPC_USER", "u"),
+                ("CORE_RPC_PASSWORD", "secret"),
+                ("ROT_LISTEN_ADDR", "8080"),
+            ]),
+            port,
+        )
+        .unwrap();
+        assert_eq!(cfg.coin, "LTC");
+        assert_eq!(cfg.rpc_url, "http://node:19332/");
+        assert_eq!(cfg.listen.port(), 8080);
+        assert_eq!(cfg.backend, BackendConfig::Native);
+        assert!(!format!("{cfg:?}").contains("secret"), "password must be redacted");
+    }
+
+    #[test]
+    fn cookie_from_data_dir_and_default_port() {
+        let cfg = Config::from_map(
+            &map(&[
+                ("ROT_COIN_TIKKER", "LTC"),
+                ("ROT_NETWORK", "regtest"),
+                ("CORE_DATA_DIR", "/var/lib/litecoin"),
+                ("ROT_LISTEN_ADDR", "127.0.0.1:7000"),
+            ]),
+            port,
+        )
+        .unwrap();
+        assert_eq!(cfg.rpc_url, "http://127.0.0.1:9332/");
+        assert_eq!(
+            cfg.rpc_auth,
+            RpcAuth::CookieFile(PathBuf::from("/var/lib/litecoin/regtest/.cookie"))
+        );
+        assert_eq!(cfg.listen, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_bad_settings_with_the_setting_named() {
+        for (pairs, name) in [
+            (vec![], "ROT_COIN_TIKKER"),
+            (vec![("ROT_COIN_TIKKER", "LTC")], "CORE_RPC_USER"),
+            (vec![("ROT_COIN_TIKKER", "LTC"), ("CORE_RPC_USER", "u")], "CORE_RPC_USER"),
+            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_NETWORK", "moon")], "ROT_NETWORK"),
+            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_LISTEN_ADDR", "x:y")], "ROT_LISTEN_ADDR"),
+            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_BACKEND", "electrum")], "ROT_ELECTRUM_URL"),
+            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")], "ROT_REORG_LIMIT"),
+        ] {
+            let mut m = map(&pairs);
+            if name != "CORE_RPC_USER" {
+                m.insert("CORE_DATA_DIR".into(), "/d".into());
+            }
+            let err = Config::from_map(&m, port).unwrap_err().to_string();
+            assert!(err.contains(name), "{err} should name {name}");
+        }
+    }
+}
