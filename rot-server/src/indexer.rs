@@ -1,0 +1,257 @@
+//! The native indexer: follows the node's best chain into the [`Store`].
+//!
+//! Why a pipeline: fetching blocks over RPC, parsing them and writing them to sled each take
+//! a share of the time, so the fetcher keeps several RPC batches in flight and parses on the
+//! blocking pool while the writer applies the previous run of blocks. Runs are committed
+//! atomically with the tip, so a crash resumes at the last committed block.
+//!
+//! Reorganisations: before fetching, the stored tip is compared with the node's block at
+//! the same height; while they differ, the tip is undone from its undo data (at most
+//! `reorg_limit` blocks). A block whose parent is not the stored tip (the node reorganised
+//! while we fetched) ends the run, and the next pass finds the fork.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rot_proto::block::Block;
+use rot_proto::hash::sha256;
+use rot_proto::message::IndexProgress;
+use rot_proto::{ChainRules, Hash256};
+use tokio::sync::{mpsc, watch};
+
+use crate::Error;
+use crate::backend::Tip;
+use crate::rpc::NodeRpc;
+use crate::store::{IndexedBlock, IndexedTx, OutPoint, Store};
+
+/// Blocks asked for in one RPC batch.
+const FETCH_BATCH: u32 = 16;
+/// RPC batches in flight at once.
+const FETCH_AHEAD: usize = 4;
+/// A run (one transaction) ends after this many transactions, bounding memory and the work
+/// a crash can lose.
+const RUN_MAX_TXS: usize = 20_000;
+/// How often progress is logged during catch-up.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Indexes the node's chain and keeps following it.
+#[derive(Debug)]
+pub struct Indexer {
+    store: Store,
+    rpc: NodeRpc,
+    rules: ChainRules,
+    reorg_limit: u32,
+    tips: watch::Sender<Tip>,
+    progress: Arc<Mutex<IndexProgress>>,
+}
+
+/// Turns a parsed block into what the store keeps.
+pub fn indexed_block(height: u32, raw: &[u8], rules: &ChainRules) -> Result<IndexedBlock, Error> {
+    let block = Block::parse(raw, rules)?;
+    let txs = block
+        .transactions
+        .iter()
+        .map(|tx| IndexedTx {
+            txid: tx.txid(),
+            inputs: if tx.is_coinbase() {
+                Vec::new()
+            } else {
+                tx.inputs.iter().map(|i| OutPoint { txid: i.prevout.txid, vout: i.prevout.vout }).collect()
+            },
+            outputs: tx.outputs.iter().map(|o| (sha256(&o.script_pubkey), o.value)).collect(),
+        })
+        .collect();
+    Ok(IndexedBlock {
+        height,
+        hash: block.header.hash(),
+        header: block.header.to_bytes(),
+        size: raw.len() as u32,
+        weight: block.weight() as u32,
+        txs,
+    })
+}
+
+impl Indexer {
+    /// An indexer writing to `store`, publishing its tip on `tips` and its progress.
+    pub fn new(
+        store: Store,
+        rpc: NodeRpc,
+        rules: ChainRules,
+        reorg_limit: u32,
+        tips: watch::Sender<Tip>,
+        progress: Arc<Mutex<IndexProgress>>,
+    ) -> Self {
+        Self { store, rpc, rules, reorg_limit, tips, progress }
+    }
+
+    /// Brings the index up to the node's best block; returns whether anything changed.
+    pub async fn sync(&self) -> Result<bool, Error> {
+        let info = self.rpc.get_blockchain_info().await?;
+        let mut changed = self.undo_to_fork(info.blocks).await?;
+        let start = self.store.tip()?.map_or(0, |t| t.height + 1);
+        if start <= info.blocks {
+            changed |= self.catch_up(start, info.blocks).await?;
+        }
+        self.publish(info.blocks)?;
+        Ok(changed)
+    }
+
+    /// Undoes stored blocks that are no longer in the node's best chain.
+    async fn undo_to_fork(&self, node_height: u32) -> Result<bool, Error> {
+        let mut undone = 0u32;
+        while let Some(tip) = self.store.tip()? {
+            if tip.height <= node_height && self.rpc.get_block_hash(tip.height).await? == tip.hash {
+                break;
+            }
+            if undone >= self.reorg_limit {
+                return Err(Error::Index(format!(
+                    "reorganisation deeper than the limit of {} blocks (ROT_REORG_LIMIT); reindex required",
+                    self.reorg_limit
+                )));
+            }
+            let store = self.store.clone();
+            let new_tip = tokio::task::spawn_blocking(move || store.undo_tip())
+                .await
+                .map_err(|e| Error::Index(format!("undo task failed: {e}")))??;
+            tracing::info!(undone = %tip.hash, height = tip.height, new_tip = ?new_tip.map(|t| t.height), "undid block no longer in the best chain");
+            undone += 1;
+        }
+        Ok(undone > 0)
+    }
+
+    /// Fetches, parses and applies blocks `start..=end`.
+    async fn catch_up(&self, start: u32, end: u32) -> Result<bool, Error> {
+        let (sender, mut receiver) = mpsc::channel::<Result<Vec<IndexedBlock>, Error>>(FETCH_AHEAD);
+        let fetcher = tokio::spawn(fetch_blocks(self.rpc.clone(), self.rules, start, end, sender));
+        let undo_from = end.saturating_sub(self.reorg_limit);
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let mut applied = 0u32;
+        let mut expected_parent = self.store.tip()?.map(|t| t.hash);
+        let mut run: Vec<IndexedBlock> = Vec::new();
+        let mut run_txs = 0usize;
+        let mut result = Ok(());
+
+        'receive: while let Some(batch) = receiver.recv().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            for block in batch {
+                let parent = Hash256(block.header[4..36].try_into().expect("80-byte header"));
+                if expected_parent.is_some_and(|p| p != parent) {
+                    tracing::info!(height = block.height, "node changed its best chain while indexing; looking for the fork");
+                    break 'receive;
+                }
+                expected_parent = Some(block.hash);
+                run_txs += block.txs.len();
+                run.push(block);
+                // End the run when it is big, or when nothing more is ready to keep batching.
+                if run_txs >= RUN_MAX_TXS || receiver.is_empty() {
+                    applied += run.len() as u32;
+                    self.apply_run(std::mem::take(&mut run), undo_from).await?;
+                    run_txs = 0;
+                }
+            }
+            if last_log.elapsed() >= PROGRESS_EVERY {
+                last_log = Instant::now();
+                self.log_progress(start, applied, end, started.elapsed());
+            }
+        }
+        fetcher.abort();
+        if !run.is_empty() {
+            applied += run.len() as u32;
+            self.apply_run(run, undo_from).await?;
+        }
+        if applied > 1 {
+            self.log_progress(start, applied, end, started.elapsed());
+        }
+        result.map(|()| applied > 0)
+    }
+
+    async fn apply_run(&self, run: Vec<IndexedBlock>, undo_from: u32) -> Result<(), Error> {
+        let store = self.store.clone();
+        let reorg_limit = self.reorg_limit;
+        let tip = run.last().map(|b| Tip { height: b.height, hash: b.hash });
+        tokio::task::spawn_blocking(move || store.apply_blocks(&run, undo_from, reorg_limit))
+            .await
+            .map_err(|e| Error::Index(format!("index task failed: {e}")))??;
+        if let Some(tip) = tip {
+            self.tips.send_replace(tip);
+            self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
+        }
+        Ok(())
+    }
+
+    fn log_progress(&self, start: u32, applied: u32, end: u32, elapsed: Duration) {
+        let height = start + applied.saturating_sub(1);
+        let rate = f64::from(applied) / elapsed.as_secs_f64().max(0.001);
+        let remaining = end.saturating_sub(height);
+        let eta = (rate > 0.0).then(|| (f64::from(remaining) / rate) as u64);
+        tracing::info!(height, node_height = end, blocks_per_sec = format!("{rate:.1}"), eta_secs = ?eta, "indexing");
+        let mut progress = self.progress.lock().expect("progress lock");
+        progress.indexed_height = u64::from(height);
+        progress.node_height = u64::from(end);
+        progress.blocks_per_sec_milli = (rate * 1000.0) as u64;
+        progress.eta_secs = eta;
+    }
+
+    fn publish(&self, node_height: u32) -> Result<(), Error> {
+        let tip = self.store.tip()?.unwrap_or_default();
+        self.tips.send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        let mut progress = self.progress.lock().expect("progress lock");
+        progress.indexed_height = u64::from(tip.height);
+        progress.node_height = u64::from(node_height);
+        progress.synced = tip.height >= node_height;
+        if progress.synced {
+            progress.eta_secs = Some(0);
+        }
+        Ok(())
+    }
+}
+
+/// Fetches blocks `start..=end` in batches, several in flight, parsing each batch on the
+/// blocking pool, and sends them in order. Stops at the first error (sent on) or when the
+/// receiver is gone.
+async fn fetch_blocks(
+    rpc: NodeRpc,
+    rules: ChainRules,
+    start: u32,
+    end: u32,
+    sender: mpsc::Sender<Result<Vec<IndexedBlock>, Error>>,
+) {
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next = start;
+    loop {
+        while in_flight.len() < FETCH_AHEAD && next <= end {
+            let batch_end = end.min(next + FETCH_BATCH - 1);
+            let rpc = rpc.clone();
+            let range = next..batch_end + 1;
+            in_flight.push_back(tokio::spawn(async move {
+                let hashes = rpc.get_block_hashes(range.clone()).await?;
+                let raws = rpc.get_blocks_raw(&hashes).await?;
+                tokio::task::spawn_blocking(move || {
+                    range
+                        .zip(raws)
+                        .map(|(height, raw)| indexed_block(height, &raw, &rules))
+                        .collect::<Result<Vec<_>, Error>>()
+                })
+                .await
+                .map_err(|e| Error::Index(format!("parse task failed: {e}")))?
+            }));
+            next = batch_end + 1;
+        }
+        let Some(task) = in_flight.pop_front() else { return };
+        let batch = task.await.unwrap_or_else(|e| Err(Error::Index(format!("fetch task failed: {e}"))));
+        let failed = batch.is_err();
+        if sender.send(batch).await.is_err() || failed {
+            for task in in_flight {
+                task.abort();
+            }
+            return;
+        }
+    }
+}
