@@ -81,6 +81,128 @@ pub const DEFAULT_REORG_LIMIT: u32 = 100;
 /// Default API port, when `ROT_LISTEN_ADDR` is not set.
 pub const DEFAULT_PORT: u16 = 3002;
 
+/// Command-line flags; each also reads its environment variable. Values left unset fall back
+/// to the TOML file given by `--config` / `ROT_CONFIG`, then to the defaults.
+#[derive(Debug, Default, clap::Parser)]
+#[command(name = "rot-server", version, about = "ROT server: indexes a coin's full node and serves light wallets (Esplora API) in the Ring of Trust")]
+pub struct Args {
+    /// Optional TOML file with any of the settings below (keys are the environment names, any case).
+    #[arg(long, env = "ROT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Coin ticker of the node, e.g. LTC (the PHP ROT server's spelling is kept).
+    #[arg(long, env = "ROT_COIN_TIKKER")]
+    pub coin: Option<String>,
+    /// Network of the coin: main, test or regtest [default: main].
+    #[arg(long, env = "ROT_NETWORK")]
+    pub network: Option<String>,
+    /// Where the API listens: host:port or a port [default: 0.0.0.0:3002].
+    #[arg(long, env = "ROT_LISTEN_ADDR")]
+    pub listen_addr: Option<String>,
+    /// Directory for the index, identity key and state [default: ./rot-data].
+    #[arg(long, env = "ROT_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// URL proxies use to reach this server, e.g. https://rot.example.org.
+    #[arg(long, env = "ROT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Backend: native (index the node) or electrum (an existing Electrum server) [default: native].
+    #[arg(long, env = "ROT_BACKEND")]
+    pub backend: Option<String>,
+    /// Electrum server for the electrum backend: tcp://host:port or ssl://host:port.
+    #[arg(long, env = "ROT_ELECTRUM_URL")]
+    pub electrum_url: Option<String>,
+    /// Deepest reorganisation undone without reindexing [default: 100].
+    #[arg(long, env = "ROT_REORG_LIMIT")]
+    pub reorg_limit: Option<String>,
+    /// Proxies to register with, comma-separated URLs.
+    #[arg(long, env = "ROT_PROXIES")]
+    pub proxies: Option<String>,
+    /// Extra coin profile file (JSON) for a coin not built in.
+    #[arg(long, env = "ROT_COIN_FILE")]
+    pub coin_file: Option<String>,
+    /// Timeout of one API request in seconds [default: 30].
+    #[arg(long, env = "ROT_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<String>,
+    /// Coin node RPC host [default: 127.0.0.1].
+    #[arg(long, env = "CORE_RPC_HOST")]
+    pub rpc_host: Option<String>,
+    /// Coin node RPC port [default: the coin's standard RPC port].
+    #[arg(long, env = "CORE_RPC_PORT")]
+    pub rpc_port: Option<String>,
+    /// Coin node RPC user (with CORE_RPC_PASSWORD; or use CORE_DATA_DIR's cookie).
+    #[arg(long, env = "CORE_RPC_USER")]
+    pub rpc_user: Option<String>,
+    /// Coin node RPC password.
+    #[arg(long, env = "CORE_RPC_PASSWORD", hide_env_values = true)]
+    pub rpc_password: Option<String>,
+    /// Coin node data directory, to read its RPC cookie file.
+    #[arg(long, env = "CORE_DATA_DIR")]
+    pub core_data_dir: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "ROT_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Args {
+    /// The settings given on the command line or in the environment, by environment name,
+    /// over those of the TOML file (if any).
+    pub fn to_map(&self) -> Result<BTreeMap<String, String>, Error> {
+        let mut map = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("ROT_CONFIG", format!("{}: {e}", path.display())))?;
+                file_map(&text)?
+            }
+            None => BTreeMap::new(),
+        };
+        let given = [
+            ("ROT_COIN_TIKKER", &self.coin),
+            ("ROT_NETWORK", &self.network),
+            ("ROT_LISTEN_ADDR", &self.listen_addr),
+            ("ROT_DATA_DIR", &self.data_dir),
+            ("ROT_PUBLIC_URL", &self.public_url),
+            ("ROT_BACKEND", &self.backend),
+            ("ROT_ELECTRUM_URL", &self.electrum_url),
+            ("ROT_REORG_LIMIT", &self.reorg_limit),
+            ("ROT_PROXIES", &self.proxies),
+            ("ROT_COIN_FILE", &self.coin_file),
+            ("ROT_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+            ("CORE_RPC_HOST", &self.rpc_host),
+            ("CORE_RPC_PORT", &self.rpc_port),
+            ("CORE_RPC_USER", &self.rpc_user),
+            ("CORE_RPC_PASSWORD", &self.rpc_password),
+            ("CORE_DATA_DIR", &self.core_data_dir),
+        ];
+        for (key, value) in given {
+            if let Some(value) = value {
+                map.insert(key.to_owned(), value.clone());
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Reads a TOML settings file into the map, keys upper-cased to their environment names.
+pub fn file_map(text: &str) -> Result<BTreeMap<String, String>, Error> {
+    let table: toml::Table = text.parse().map_err(|e| invalid("ROT_CONFIG", e))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => return Err(invalid("ROT_CONFIG", format!("{key}: unsupported value {other}"))),
+            };
+            Ok((key.to_ascii_uppercase(), value))
+        })
+        .collect()
+}
+
 fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
     map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
@@ -264,6 +386,27 @@ mod tests {
             RpcAuth::CookieFile(PathBuf::from("/var/lib/litecoin/regtest/.cookie"))
         );
         assert_eq!(cfg.listen, "127.0.0.1:7000".parse().unwrap());
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rot.toml");
+        std::fs::write(&file, "rot_coin_tikker = \"BTC\"\nrot_network = \"regtest\"\nrot_proxies = [\"http://a\", \"http://b\"]\n").unwrap();
+        let args = Args { config: Some(file), coin: Some("LTC".into()), ..Args::default() };
+        let map = args.to_map().unwrap();
+        assert_eq!(map["ROT_COIN_TIKKER"], "LTC");
+        assert_eq!(map["ROT_NETWORK"], "regtest");
+        assert_eq!(map["ROT_PROXIES"], "http://a,http://b");
+    }
+
+    #[test]
+    fn help_names_every_environment_variable() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        for name in ["ROT_COIN_TIKKER", "CORE_RPC_HOST", "CORE_RPC_PASSWORD", "ROT_LISTEN_ADDR", "ROT_DATA_DIR", "ROT_PUBLIC_URL", "ROT_BACKEND", "ROT_REORG_LIMIT", "ROT_PROXIES"] {
+            assert!(help.contains(name), "--help lacks {name}");
+        }
     }
 
     #[test]

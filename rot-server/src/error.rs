@@ -1,6 +1,16 @@
 //! The one error type of rot-server, and the single place where errors become HTTP responses
 //! with the shared rot-proto error body.
 
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Json, Router};
+use rot_proto::message::{ErrorBody, ErrorCode};
+use tower::ServiceBuilder;
+
 /// Everything that can go wrong inside rot-server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -40,4 +50,69 @@ pub enum Error {
     /// The backend cannot answer this query (e.g. spent-by on an Electrum backend).
     #[error("{0}")]
     Unsupported(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// The request body is over the limit.
+    #[error("request body too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    /// The request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+}
+
+impl Error {
+    /// The shared error code (and so the HTTP status) of this error. Only the client's own
+    /// mistakes are 4xx; a node or index failure is never blamed on the client.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Proto(_) | Self::BadRequest(_) | Self::NodeRejected { .. } => ErrorCode::BadRequest,
+            Self::NotFound(_) | Self::NodeNotFound { .. } => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::Unsupported(_) => ErrorCode::NotImplemented,
+            Self::Timeout => ErrorCode::GatewayTimeout,
+            Self::NodeUnreachable { .. } | Self::NodeWarmingUp { .. } => ErrorCode::Unavailable,
+            Self::NodeAuthFailed { .. }
+            | Self::NodeCookieUnreadable { .. }
+            | Self::NodeRpc { .. }
+            | Self::NodeMalformed { .. } => ErrorCode::BadGateway,
+            Self::NodeUrlInvalid { .. }
+            | Self::Config(_)
+            | Self::Storage(_)
+            | Self::Schema(_)
+            | Self::Corrupt(_)
+            | Self::Index(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        (status, Json(ErrorBody::new(code, self.to_string()))).into_response()
+    }
+}
+
+impl From<BytesRejection> for Error {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge(crate::api::MAX_BODY_BYTES)
+        } else {
+            Self::BadRequest(rejection.body_text())
+        }
+    }
+}
+
+/// Wraps `router` so a request running longer than `timeout` gets the shared error body.
+pub fn with_timeout(router: Router, timeout: Duration) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
+            .timeout(timeout),
+    )
 }

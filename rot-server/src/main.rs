@@ -1,1 +1,19 @@
-fn main() {}
+//! rot-server binary: parse configuration, start logging, run the library.
+
+use clap::Parser;
+use rot_server::config::{Args, Config};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    rot_server::logging::init(args.log_json);
+    let map = args.to_map()?;
+    let config = Config::from_map(&map, rot_server::server::default_rpc_port)?;
+    tracing::info!(?config, "effective configuration");
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(rot_server::logging::cancel_on_signal(shutdown.clone()));
+    rot_server::server::run(config, listener, shutdown).await?;
+    Ok(())
+}

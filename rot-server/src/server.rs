@@ -1,0 +1,118 @@
+//! Wiring of one rot-server: opens the identity key and the index, starts the backend with
+//! its background tasks, and serves the API on a listener until shutdown.
+//!
+//! Tests start servers in-process through [`start`] on `127.0.0.1:0`; the binary calls [`run`].
+
+use std::sync::{Arc, RwLock};
+
+use rot_proto::coin::{CoinProfile, Coins};
+use rot_proto::identity::Identity;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::api::{AppState, app};
+use crate::backend::Backend;
+use crate::config::{BackendConfig, Config, RpcAuth};
+use crate::native::NativeBackend;
+use crate::rpc::{NodeAuth, NodeRpc};
+use crate::store::Store;
+
+/// Index cache: enough for the hot part of a community coin's index without letting sled
+/// take its 1 GB default.
+const STORE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Longest wait for the node at start before giving up on this attempt (the indexer keeps
+/// retrying afterwards).
+const NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A running server: its state, the address it serves on, and its background tasks.
+#[derive(Debug)]
+pub struct Running {
+    /// The API's state (for tests that look inside).
+    pub state: AppState,
+    /// Where the API listens.
+    pub addr: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits for the API and background tasks to finish after shutdown was signalled.
+    pub async fn join(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Finds the coin profile the configuration names.
+pub fn coin_profile(config: &Config) -> Result<CoinProfile, Error> {
+    let mut coins = Coins::builtin();
+    if let Some(path) = &config.coin_file {
+        coins.load_file(path)?;
+    }
+    coins
+        .get(&config.coin, config.network)
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("ROT_COIN_TIKKER: no coin profile for {} {}", config.coin, config.network)))
+}
+
+/// Starts a server on `listener`; everything stops when `shutdown` is cancelled.
+pub async fn start(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<Running, Error> {
+    let profile = coin_profile(&config)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::Config(format!("ROT_DATA_DIR {}: {e}", config.data_dir.display())))?;
+    let identity = Identity::load_or_generate(&config.data_dir.join("identity.key"))?;
+    tracing::info!(server_key = %identity.public_key(), coin = %profile.id(), "identity loaded");
+
+    let auth = match &config.rpc_auth {
+        RpcAuth::UserPassword { user, password } => NodeAuth::UserPassword { user: user.clone(), password: password.clone() },
+        RpcAuth::CookieFile(path) => NodeAuth::CookieFile(path.clone()),
+    };
+    let rpc = NodeRpc::new(&config.rpc_url, auth)?;
+    let mut tasks = Vec::new();
+    let backend: Arc<dyn Backend> = match &config.backend {
+        BackendConfig::Native => {
+            let info = rpc.wait_ready(NODE_WAIT).await?;
+            let genesis = rpc.get_block_hash(0).await?;
+            if genesis != profile.genesis_hash {
+                return Err(Error::Config(format!(
+                    "the node at {} is on chain {:?} with genesis {genesis}, not {} {}",
+                    config.rpc_url, info.chain, profile.ticker, profile.network
+                )));
+            }
+            let store = Store::open(&config.data_dir.join("index"), &profile.id(), STORE_CACHE_BYTES)?;
+            let (backend, task) =
+                NativeBackend::start(store, rpc, profile.rules, config.reorg_limit, shutdown.clone())?;
+            tasks.push(task);
+            Arc::new(backend)
+        }
+        BackendConfig::Electrum { url } => {
+            return Err(Error::Config(format!("ROT_BACKEND=electrum ({url}) is not available in this build yet")));
+        }
+    };
+
+    let standings = Arc::new(RwLock::new(Vec::new()));
+    let state = AppState::new(backend, profile, identity, config.public_url.clone(), standings);
+    let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let router = app(state.clone(), config.request_timeout);
+    let serve_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(serve_shutdown.cancelled_owned()).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server failed");
+        }
+    }));
+    tracing::info!(%addr, "serving the Esplora API and /rot/v1");
+    Ok(Running { state, addr, tasks })
+}
+
+/// Runs a server until `shutdown` is cancelled, then waits for its tasks to finish.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), Error> {
+    start(config, listener, shutdown).await?.join().await;
+    Ok(())
+}
+
+/// The coin node's standard RPC port for a coin and network, from the built-in profiles.
+pub fn default_rpc_port(ticker: &str, network: rot_proto::Network) -> Option<u16> {
+    Coins::builtin().get(ticker, network).and_then(|p| p.rpc_port)
+}
