@@ -101,7 +101,7 @@ pub enum ServerStatus {
 
 /// How a server's index is coming along, so operators and proxies can tell "syncing" from
 /// "stuck".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexProgress {
     /// The highest block the index covers.
     pub indexed_height: u64,
@@ -322,6 +322,19 @@ impl ChallengeAnswer {
     }
 }
 
+/// A proxy's answer to an accepted heartbeat: how it now treats the server. Refused
+/// heartbeats get the shared [`ErrorBody`] with a 4xx instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// The proxy's verdict on the server.
+    pub status: ServerStatus,
+    /// Why, when the status is not `admitted` (e.g. the exclusion's cause).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The seq the proxy accepted.
+    pub seq: u64,
+}
+
 /// One server as a proxy's directory shows it to wallets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryEntry {
@@ -394,6 +407,8 @@ pub enum ErrorCode {
     Forbidden,
     /// No such resource.
     NotFound,
+    /// The resource exists but not for this HTTP method.
+    MethodNotAllowed,
     /// The request conflicts with current state.
     Conflict,
     /// The request body is too large.
@@ -428,6 +443,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
@@ -450,6 +466,7 @@ impl ErrorCode {
             Self::Unauthorized | Self::BadSignature => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::Conflict | Self::Replayed | Self::Stale => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
