@@ -16,8 +16,8 @@ use rot_proto::Hash256;
 use rot_proto::address::{Address, ScriptHash};
 use rot_proto::coin::CoinProfile;
 use rot_proto::identity::Identity;
-use rot_proto::message::{ChallengeAnswer, ChallengeRequest, ProxyStanding, ServerInfo};
-use rot_proto::signed::Signed;
+use rot_proto::message::{ChallengeAnswer, ChallengeRequest, ServerInfo};
+use rot_proto::signed::{Signed, SignedBody};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
@@ -25,6 +25,7 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::Error;
 use crate::backend::{Backend, ScriptStats};
 use crate::esplora::{block_json, transactions_json};
+use crate::heartbeat::Standings;
 
 /// Largest body accepted (a broadcast transaction in hex): 4 MB of hex is a 2 MB transaction,
 /// above any standard transaction.
@@ -46,7 +47,7 @@ struct Inner {
     profile: CoinProfile,
     identity: Identity,
     public_url: Option<String>,
-    standings: Arc<std::sync::RwLock<Vec<ProxyStanding>>>,
+    standings: Standings,
 }
 
 impl AppState {
@@ -57,13 +58,28 @@ impl AppState {
         profile: CoinProfile,
         identity: Identity,
         public_url: Option<String>,
-        standings: Arc<std::sync::RwLock<Vec<ProxyStanding>>>,
+        standings: Standings,
     ) -> Self {
         Self { inner: Arc::new(Inner { backend, profile, identity, public_url, standings }) }
     }
 
     fn backend(&self) -> &dyn Backend {
         self.inner.backend.as_ref()
+    }
+
+    /// Follows the backend's tip.
+    pub fn tips(&self) -> tokio::sync::watch::Receiver<crate::backend::Tip> {
+        self.inner.backend.tips()
+    }
+
+    /// Signs `body` with this server's identity.
+    pub fn sign<T: SignedBody>(&self, body: &T) -> Result<Signed<T>, Error> {
+        Ok(Signed::sign(&self.inner.identity, body)?)
+    }
+
+    /// This server's standing at each proxy.
+    pub fn standings(&self) -> Standings {
+        self.inner.standings.clone()
     }
 
     /// The server-info message as this server currently stands.
@@ -89,7 +105,8 @@ impl AppState {
     }
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

@@ -74,6 +74,8 @@ pub struct Config {
     pub coin_file: Option<PathBuf>,
     /// Timeout for one HTTP request to the API.
     pub request_timeout: Duration,
+    /// Pause between heartbeats to each proxy when nothing happens.
+    pub heartbeat_interval: Duration,
 }
 
 /// Default reorg limit: deeper than any reorg seen on a healthy chain of the family.
@@ -119,6 +121,9 @@ pub struct Args {
     /// Extra coin profile file (JSON) for a coin not built in.
     #[arg(long, env = "ROT_COIN_FILE")]
     pub coin_file: Option<String>,
+    /// Seconds between heartbeats to each proxy when nothing happens [default: 30].
+    #[arg(long, env = "ROT_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<String>,
     /// Timeout of one API request in seconds [default: 30].
     #[arg(long, env = "ROT_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
@@ -166,6 +171,7 @@ impl Args {
             ("ROT_PROXIES", &self.proxies),
             ("ROT_COIN_FILE", &self.coin_file),
             ("ROT_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+            ("ROT_HEARTBEAT_SECS", &self.heartbeat_secs),
             ("CORE_RPC_HOST", &self.rpc_host),
             ("CORE_RPC_PORT", &self.rpc_port),
             ("CORE_RPC_USER", &self.rpc_user),
@@ -309,7 +315,12 @@ impl Config {
             Some(v) => Duration::from_secs(v.parse().map_err(|e| invalid("ROT_REQUEST_TIMEOUT_SECS", e))?),
             None => Duration::from_secs(30),
         };
+        let heartbeat_interval = match get(map, "ROT_HEARTBEAT_SECS") {
+            Some(v) => Duration::from_secs(v.parse().map_err(|e| invalid("ROT_HEARTBEAT_SECS", e))?),
+            None => crate::heartbeat::DEFAULT_INTERVAL,
+        };
         Ok(Self {
+            heartbeat_interval,
             coin,
             network,
             listen,

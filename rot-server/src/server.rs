@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::api::{AppState, app};
 use crate::backend::Backend;
+use crate::heartbeat::{self, Sequence};
 use crate::config::{BackendConfig, Config, RpcAuth};
 use crate::native::NativeBackend;
 use crate::rpc::{NodeAuth, NodeRpc};
@@ -92,8 +93,26 @@ pub async fn start(config: Config, listener: TcpListener, shutdown: Cancellation
     };
 
     let standings = Arc::new(RwLock::new(Vec::new()));
-    let state = AppState::new(backend, profile, identity, config.public_url.clone(), standings);
     let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let public_url = config.public_url.clone().unwrap_or_else(|| {
+        let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+        format!("http://{}", std::net::SocketAddr::new(host, addr.port()))
+    });
+    let state = AppState::new(backend, profile, identity, Some(public_url.clone()), standings);
+    if !config.proxies.is_empty() {
+        if config.public_url.is_none() {
+            tracing::warn!(%public_url, "ROT_PUBLIC_URL not set; proxies are told to call back the listen address");
+        }
+        let sequence = Arc::new(Sequence::open(&config.data_dir.join("heartbeat.seq"))?);
+        tasks.extend(heartbeat::spawn(
+            state.clone(),
+            config.proxies.clone(),
+            public_url,
+            sequence,
+            config.heartbeat_interval,
+            shutdown.clone(),
+        ));
+    }
     let router = app(state.clone(), config.request_timeout);
     let serve_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {

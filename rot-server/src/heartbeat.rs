@@ -1,0 +1,260 @@
+//! Registration with proxies: a signed heartbeat to each proxy on start, on every new tip
+//! and at a steady interval, and this server's standing at each proxy as they answer.
+//!
+//! Sequence numbers must rise strictly per key, across restarts too, without a disk write
+//! per heartbeat: the sequence is leased in blocks, and only the end of the lease is
+//! persisted. After a restart numbering resumes above the last lease, skipping at most one
+//! block of numbers.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rot_proto::message::{ErrorBody, Heartbeat, HeartbeatAck, ProxyStanding, ServerStatus};
+use rot_proto::signed::Signed;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::api::AppState;
+use crate::backend::Tip;
+
+/// Sequence numbers leased per disk write.
+const SEQ_LEASE: u64 = 1000;
+/// Default pause between heartbeats when nothing happens.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// First back-off after a proxy refuses or is unreachable; doubles up to the maximum.
+const BACKOFF_FIRST: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Timeout of one heartbeat request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Strictly increasing heartbeat sequence numbers for this server's key, persisted across
+/// restarts by leasing.
+#[derive(Debug)]
+pub struct Sequence {
+    path: PathBuf,
+    next: AtomicU64,
+    /// First number not covered by the persisted lease.
+    leased_to: Mutex<u64>,
+}
+
+impl Sequence {
+    /// Opens the sequence persisted at `path` (starting fresh if absent).
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let start = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| Error::Config(format!("heartbeat sequence file {} is damaged", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(Error::Config(format!("heartbeat sequence file {}: {e}", path.display()))),
+        };
+        Ok(Self { path: path.to_owned(), next: AtomicU64::new(start), leased_to: Mutex::new(start) })
+    }
+
+    /// The next number, extending (and persisting) the lease when it runs out.
+    pub fn next(&self) -> Result<u64, Error> {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let mut leased_to = self.leased_to.lock().expect("sequence lock");
+        if seq >= *leased_to {
+            let end = seq + SEQ_LEASE;
+            let tmp = self.path.with_extension("tmp");
+            std::fs::write(&tmp, end.to_string())
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &self.path))
+                .map_err(|e| Error::Config(format!("heartbeat sequence file {}: {e}", self.path.display())))?;
+            *leased_to = end;
+        }
+        Ok(seq)
+    }
+}
+
+/// Sends heartbeats to every proxy in `proxies` until `shutdown`.
+pub fn spawn(
+    state: AppState,
+    proxies: Vec<String>,
+    public_url: String,
+    sequence: Arc<Sequence>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("HTTP client");
+    proxies
+        .into_iter()
+        .map(|proxy| {
+            let task = ProxyLink {
+                state: state.clone(),
+                http: http.clone(),
+                proxy,
+                public_url: public_url.clone(),
+                sequence: sequence.clone(),
+                interval,
+            };
+            tokio::spawn(task.run(state.tips(), shutdown.clone()))
+        })
+        .collect()
+}
+
+/// The heartbeat loop for one proxy.
+struct ProxyLink {
+    state: AppState,
+    http: reqwest::Client,
+    proxy: String,
+    public_url: String,
+    sequence: Arc<Sequence>,
+    interval: Duration,
+}
+
+/// What one heartbeat attempt came to.
+enum Outcome {
+    Accepted(HeartbeatAck),
+    /// The proxy refused (4xx) with its reason; `retry_after` when it said.
+    Refused { status: ServerStatus, reason: String, retry_after: Option<Duration> },
+    /// The proxy could not be reached or failed (5xx).
+    Failed(String),
+}
+
+impl ProxyLink {
+    async fn run(self, mut tips: watch::Receiver<Tip>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            let pause = match self.send().await {
+                Outcome::Accepted(ack) => {
+                    backoff = BACKOFF_FIRST;
+                    self.record(ack.status, ack.reason);
+                    self.interval
+                }
+                Outcome::Refused { status, reason, retry_after } => {
+                    tracing::warn!(proxy = %self.proxy, %reason, "proxy refused our heartbeat; backing off");
+                    self.record(status, Some(reason));
+                    let pause = retry_after.unwrap_or(backoff).max(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    pause
+                }
+                Outcome::Failed(reason) => {
+                    tracing::warn!(proxy = %self.proxy, %reason, retry_in = ?backoff, "heartbeat failed");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+                // A new tip is worth telling at once, unless the proxy asked us to back off.
+                changed = tips.changed(), if backoff == BACKOFF_FIRST => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self) -> Outcome {
+        let info = self.state.server_info();
+        let seq = match self.sequence.next() {
+            Ok(seq) => seq,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let heartbeat = Heartbeat {
+            coin: info.coin,
+            network: info.network,
+            genesis_hash: info.genesis_hash,
+            url: self.public_url.clone(),
+            seq,
+            timestamp: info.time,
+            height: info.height,
+            tip_hash: info.tip_hash,
+            software: info.software,
+            backend: info.backend,
+            capabilities: info.capabilities,
+        };
+        let signed = match self.state.sign(&heartbeat) {
+            Ok(signed) => signed,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let url = format!("{}/v1/heartbeat", self.proxy);
+        let response = match self.http.post(&url).json(&signed).send().await {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(format!("{url}: {e}")),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs);
+        if status.is_success() {
+            return match response.json::<HeartbeatAck>().await {
+                Ok(ack) => Outcome::Accepted(ack),
+                Err(e) => Outcome::Failed(format!("{url}: unreadable answer: {e}")),
+            };
+        }
+        let reason = match response.json::<ErrorBody>().await {
+            Ok(body) => format!("{}: {}", body.error.code, body.error.message),
+            Err(_) => format!("HTTP {status}"),
+        };
+        if status.is_client_error() {
+            let verdict = if status == reqwest::StatusCode::FORBIDDEN { ServerStatus::Banned } else { ServerStatus::Pending };
+            Outcome::Refused { status: verdict, reason, retry_after }
+        } else {
+            Outcome::Failed(format!("{url}: {reason}"))
+        }
+    }
+
+    fn record(&self, status: ServerStatus, reason: Option<String>) {
+        let standings = self.state.standings();
+        let mut standings = standings.write().expect("standings lock");
+        let now = crate::api::unix_now();
+        match standings.iter_mut().find(|s| s.proxy_url == self.proxy) {
+            Some(s) if s.status == status && s.reason == reason => {}
+            Some(s) => {
+                tracing::info!(proxy = %self.proxy, ?status, ?reason, "standing at proxy changed");
+                *s = ProxyStanding { proxy_url: self.proxy.clone(), status, reason, since: now };
+            }
+            None => {
+                tracing::info!(proxy = %self.proxy, ?status, ?reason, "standing at proxy");
+                standings.push(ProxyStanding { proxy_url: self.proxy.clone(), status, reason, since: now });
+            }
+        }
+    }
+}
+
+/// Shared standings list type, written by heartbeat tasks and read by `/rot/v1/info`.
+pub type Standings = Arc<RwLock<Vec<ProxyStanding>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_rises_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heartbeat.seq");
+        let first = Sequence::open(&path).unwrap();
+        let a = first.next().unwrap();
+        let b = first.next().unwrap();
+        assert!(b > a);
+        drop(first);
+        let again = Sequence::open(&path).unwrap();
+        let c = again.next().unwrap();
+        assert!(c > b, "{c} must exceed {b} after a restart");
+        for _ in 0..(SEQ_LEASE * 2) {
+            again.next().unwrap();
+        }
+        let last = again.next().unwrap();
+        drop(again);
+        assert!(Sequence::open(&path).unwrap().next().unwrap() > last);
+    }
+
+    #[test]
+    fn damaged_sequence_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heartbeat.seq");
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(Sequence::open(&path).is_err());
+    }
+}
