@@ -2,5 +2,6 @@
 //! ROT's own endpoints, registering with proxies by signed heartbeats.
 
 pub mod error;
+pub mod rpc;
 
 pub use error::Error;
