@@ -4,8 +4,10 @@
 
 mod error;
 mod litecoind;
+mod server;
 mod wallet;
 
 pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder};
+pub use server::RotServer;
 pub use wallet::{AddressType, Wallet};

@@ -1,0 +1,106 @@
+//! An in-process rot-server over a [`Litecoind`], on `127.0.0.1:0`, for tests and
+//! benchmarks that need a real server without spawning its binary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rot_server::config::Config;
+use rot_server::server::{Running, default_rpc_port, start};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Error, Litecoind};
+
+/// A running rot-server; stopped (gracefully) by [`RotServer::stop`], or abruptly on drop.
+#[derive(Debug)]
+pub struct RotServer {
+    /// Base URL of its API, e.g. `http://127.0.0.1:40125`.
+    pub url: String,
+    /// Its data directory (index, identity key).
+    pub data_dir: PathBuf,
+    running: Option<Running>,
+    shutdown: CancellationToken,
+    _owned_dir: Option<tempfile::TempDir>,
+}
+
+/// The settings of a regtest LTC rot-server over `node`, by environment name.
+pub fn settings(node: &Litecoind, data_dir: &std::path::Path) -> BTreeMap<String, String> {
+    [
+        ("ROT_COIN_TIKKER", "LTC".to_owned()),
+        ("ROT_NETWORK", "regtest".to_owned()),
+        ("CORE_RPC_HOST", "127.0.0.1".to_owned()),
+        ("CORE_RPC_PORT", node.rpc_port().to_string()),
+        ("CORE_DATA_DIR", node.datadir().display().to_string()),
+        ("ROT_DATA_DIR", data_dir.display().to_string()),
+        ("ROT_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl RotServer {
+    /// Starts a server over `node` in a fresh temporary data directory.
+    pub async fn start(node: &Litecoind) -> Result<Self, Error> {
+        Self::start_with(node, None, &[]).await
+    }
+
+    /// Starts a server over `node`, in `data_dir` (fresh temp dir when `None`), with `extra`
+    /// settings (environment names) on top of the defaults.
+    pub async fn start_with(node: &Litecoind, data_dir: Option<PathBuf>, extra: &[(&str, &str)]) -> Result<Self, Error> {
+        let (data_dir, owned) = match data_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| Error::Io { what: "creating a temp dir".into(), source: e })?;
+                (dir.path().to_owned(), Some(dir))
+            }
+        };
+        let mut map = settings(node, &data_dir);
+        for (k, v) in extra {
+            map.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_map(&map, default_rpc_port)?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| Error::Io { what: "binding the API listener".into(), source: e })?;
+        let shutdown = CancellationToken::new();
+        let running = start(config, listener, shutdown.clone()).await?;
+        Ok(Self { url: format!("http://{}", running.addr), data_dir, running: Some(running), shutdown, _owned_dir: owned })
+    }
+
+    /// Waits until the server's tip is `height` (bounded by `timeout`).
+    pub async fn wait_for_height(&self, height: u32, timeout: Duration) -> Result<(), Error> {
+        let http = reqwest::Client::new();
+        let started = tokio::time::Instant::now();
+        loop {
+            let seen = async {
+                let text = http.get(format!("{}/blocks/tip/height", self.url)).send().await.ok()?.text().await.ok()?;
+                text.trim().parse::<u32>().ok()
+            }
+            .await;
+            if seen == Some(height) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(Error::Timeout {
+                    what: format!("rot-server at {} to reach height {height}", self.url),
+                    waited: timeout,
+                    last_state: format!("tip height {seen:?}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the server and waits for its tasks (index flushed).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.join().await;
+        }
+    }
+}
+
+impl Drop for RotServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
