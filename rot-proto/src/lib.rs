@@ -2,23 +2,34 @@
 //! implementations. It stays light (serde, ed25519-dalek, thiserror and small hashing crates)
 //! so that any wallet can depend on it; HTTP client code sits behind the `client` feature.
 
+pub mod auxpow;
+pub mod block;
 pub mod canonical;
+pub mod encode;
 mod error;
 pub mod hash;
 pub mod identity;
 pub mod keyfile;
+pub mod merkle;
 pub mod message;
+pub mod mweb;
 pub mod rules;
 pub mod signed;
+pub mod tx;
 
+pub use auxpow::AuxPow;
+pub use block::{Block, BlockHeader, Target};
 pub use canonical::canonical_bytes;
 pub use error::Error;
 pub use hash::Hash256;
 pub use identity::{Identity, PublicKey, Signature};
+pub use merkle::MerkleProof;
 pub use message::{
     BackendKind, ChallengeAnswer, ChallengeRequest, Consequence, DirectoryEntry, ErrorBody,
-    ErrorCode, ErrorDetail, Heartbeat, Incident, IndexProgress, Network, Nonce, ProxyStanding,
-    ServerInfo, ServerStatus,
+    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Network, Nonce,
+    ProxyStanding, ServerInfo, ServerStatus,
 };
+pub use mweb::{MwebBlock, MwebTx};
 pub use rules::{ChainRules, PowAlgorithm};
 pub use signed::{PROTOCOL_VERSION, Signed, SignedBody};
+pub use tx::{MwebData, OutPoint, Transaction, TxIn, TxOut, Witness};
