@@ -2,9 +2,11 @@
 //! implementations. It stays light (serde, ed25519-dalek, thiserror and small hashing crates)
 //! so that any wallet can depend on it; HTTP client code sits behind the `client` feature.
 
+pub mod address;
 pub mod auxpow;
 pub mod block;
 pub mod canonical;
+pub mod coin;
 pub mod encode;
 mod error;
 pub mod hash;
@@ -13,23 +15,31 @@ pub mod keyfile;
 pub mod merkle;
 pub mod message;
 pub mod mweb;
+pub mod network;
 pub mod rules;
+pub mod script;
+pub mod script_hash;
 pub mod signed;
 pub mod tx;
 
+pub use address::{Address, Payload, WitnessProgram};
 pub use auxpow::AuxPow;
 pub use block::{Block, BlockHeader, Target};
 pub use canonical::canonical_bytes;
+pub use coin::{CoinProfile, Coins};
 pub use error::Error;
 pub use hash::Hash256;
 pub use identity::{Identity, PublicKey, Signature};
 pub use merkle::MerkleProof;
 pub use message::{
     BackendKind, ChallengeAnswer, ChallengeRequest, Consequence, DirectoryEntry, ErrorBody,
-    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Network, Nonce,
+    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Nonce,
     ProxyStanding, ServerInfo, ServerStatus,
 };
 pub use mweb::{MwebBlock, MwebTx};
+pub use network::Network;
 pub use rules::{ChainRules, PowAlgorithm};
+pub use script::{ScriptType, script_asm};
+pub use script_hash::ScriptHash;
 pub use signed::{PROTOCOL_VERSION, Signed, SignedBody};
 pub use tx::{MwebData, OutPoint, Transaction, TxIn, TxOut, Witness};

@@ -12,47 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::identity::{PublicKey, parse_lower_hex, random_bytes};
 use crate::signed::SignedBody;
+pub use crate::network::Network;
 use crate::{Error, Hash256};
-
-/// Which chain of a coin a service follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    /// The production chain.
-    Main,
-    /// The public test chain.
-    Test,
-    /// A private regression-test chain.
-    Regtest,
-}
-
-impl Network {
-    /// The wire name: `main`, `test` or `regtest`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Main => "main",
-            Self::Test => "test",
-            Self::Regtest => "regtest",
-        }
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Network {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self, Error> {
-        [Self::Main, Self::Test, Self::Regtest]
-            .into_iter()
-            .find(|network| network.as_str() == text)
-            .ok_or_else(|| Error::UnknownNetwork(text.to_owned()))
-    }
-}
 
 /// Where a server's index comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
