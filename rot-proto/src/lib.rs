@@ -33,8 +33,8 @@ pub use identity::{Identity, PublicKey, Signature};
 pub use merkle::MerkleProof;
 pub use message::{
     BackendKind, ChallengeAnswer, ChallengeRequest, Consequence, DirectoryEntry, ErrorBody,
-    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Nonce,
-    ProxyStanding, ServerInfo, ServerStatus,
+    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Nonce, ProxyStanding,
+    ServerInfo, ServerStatus,
 };
 pub use mweb::{MwebBlock, MwebTx};
 pub use network::Network;

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::identity::{PublicKey, parse_lower_hex, random_bytes};
-use crate::signed::SignedBody;
 pub use crate::network::Network;
+use crate::signed::SignedBody;
 use crate::{Error, Hash256};
 
 /// Where a server's index comes from.

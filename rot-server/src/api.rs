@@ -13,11 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rot_proto::Hash256;
-use rot_proto::address::{Address, ScriptHash};
 use rot_proto::coin::CoinProfile;
 use rot_proto::identity::Identity;
 use rot_proto::message::{ChallengeAnswer, ChallengeRequest, ServerInfo};
 use rot_proto::signed::{Signed, SignedBody};
+use rot_proto::{Address, ScriptHash};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
@@ -60,7 +60,15 @@ impl AppState {
         public_url: Option<String>,
         standings: Standings,
     ) -> Self {
-        Self { inner: Arc::new(Inner { backend, profile, identity, public_url, standings }) }
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                profile,
+                identity,
+                public_url,
+                standings,
+            }),
+        }
     }
 
     fn backend(&self) -> &dyn Backend {
@@ -107,7 +115,9 @@ impl AppState {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The router of the whole API, with CORS open for GET (browser wallets) and a body limit.
@@ -131,14 +141,26 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/address/{address}", get(address_stats))
         .route("/address/{address}/txs", get(address_txs))
         .route("/address/{address}/txs/chain", get(address_txs_chain_first))
-        .route("/address/{address}/txs/chain/{last_seen}", get(address_txs_chain))
+        .route(
+            "/address/{address}/txs/chain/{last_seen}",
+            get(address_txs_chain),
+        )
         .route("/address/{address}/txs/mempool", get(address_txs_mempool))
         .route("/address/{address}/utxo", get(address_utxo))
         .route("/scripthash/{hash}", get(scripthash_stats))
         .route("/scripthash/{hash}/txs", get(scripthash_txs))
-        .route("/scripthash/{hash}/txs/chain", get(scripthash_txs_chain_first))
-        .route("/scripthash/{hash}/txs/chain/{last_seen}", get(scripthash_txs_chain))
-        .route("/scripthash/{hash}/txs/mempool", get(scripthash_txs_mempool))
+        .route(
+            "/scripthash/{hash}/txs/chain",
+            get(scripthash_txs_chain_first),
+        )
+        .route(
+            "/scripthash/{hash}/txs/chain/{last_seen}",
+            get(scripthash_txs_chain),
+        )
+        .route(
+            "/scripthash/{hash}/txs/mempool",
+            get(scripthash_txs_mempool),
+        )
         .route("/scripthash/{hash}/utxo", get(scripthash_utxo))
         .route("/fee-estimates", get(fee_estimates))
         .route("/mempool/txids", get(mempool_txids))
@@ -150,35 +172,47 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     crate::error::with_timeout(router, request_timeout).layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods([Method::GET, Method::POST])
-                .allow_headers([header::CONTENT_TYPE]),
-        )
+        CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE]),
+    )
 }
 
 // --- input parsing: every path parameter is checked here, never by an extractor rejection ---
 
 fn parse_hash(what: &str, text: &str) -> Result<Hash256, Error> {
-    text.parse().map_err(|_| Error::BadRequest(format!("invalid {what} {text:?}: expected 64 hex digits")))
+    text.parse()
+        .map_err(|_| Error::BadRequest(format!("invalid {what} {text:?}: expected 64 hex digits")))
 }
 
 fn parse_u32(what: &str, text: &str) -> Result<u32, Error> {
-    text.parse().map_err(|_| Error::BadRequest(format!("invalid {what} {text:?}: expected a non-negative integer")))
+    text.parse().map_err(|_| {
+        Error::BadRequest(format!(
+            "invalid {what} {text:?}: expected a non-negative integer"
+        ))
+    })
 }
 
 fn parse_address(state: &AppState, text: &str) -> Result<ScriptHash, Error> {
     let address = Address::parse(&state.inner.profile, text)?;
-    Ok(ScriptHash::of_script(&address.script_pubkey()))
+    Ok(address.script_hash())
 }
 
 fn parse_scripthash(text: &str) -> Result<ScriptHash, Error> {
-    text.parse()
-        .map_err(|_| Error::BadRequest(format!("invalid script hash {text:?}: expected 64 hex digits")))
+    text.parse().map_err(|_| {
+        Error::BadRequest(format!(
+            "invalid script hash {text:?}: expected 64 hex digits"
+        ))
+    })
 }
 
 fn text(body: String) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        body,
+    )
+        .into_response()
 }
 
 // --- blocks ---
@@ -191,7 +225,10 @@ async fn tip_hash(State(s): State<AppState>) -> Response {
     text(s.backend().tips().borrow().hash.to_string())
 }
 
-async fn block_at_height(State(s): State<AppState>, Path(height): Path<String>) -> Result<Response, Error> {
+async fn block_at_height(
+    State(s): State<AppState>,
+    Path(height): Path<String>,
+) -> Result<Response, Error> {
     let height = parse_u32("height", &height)?;
     Ok(text(s.backend().block_hash(height).await?.to_string()))
 }
@@ -202,17 +239,26 @@ async fn block(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Js
     Ok(Json(block_json(&hash, &block)))
 }
 
-async fn block_header(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Response, Error> {
+async fn block_header(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(text(hex::encode(s.backend().block(&hash).await?.header)))
 }
 
-async fn block_status(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Response, Error> {
+async fn block_status(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(Json(s.backend().block_status(&hash).await?).into_response())
 }
 
-async fn block_txids(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Json<Vec<Hash256>>, Error> {
+async fn block_txids(
+    State(s): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Json<Vec<Hash256>>, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(Json(s.backend().block_txids(&hash).await?))
 }
@@ -221,7 +267,12 @@ async fn block_txids(State(s): State<AppState>, Path(hash): Path<String>) -> Res
 
 async fn raw_tx(s: &AppState, txid: &str) -> Result<(Hash256, Vec<u8>), Error> {
     let txid = parse_hash("txid", txid)?;
-    let raw = s.backend().transactions(&[txid]).await?.pop().unwrap_or_default();
+    let raw = s
+        .backend()
+        .transactions(&[txid])
+        .await?
+        .pop()
+        .unwrap_or_default();
     Ok((txid, raw))
 }
 
@@ -237,7 +288,14 @@ async fn tx_hex(State(s): State<AppState>, Path(txid): Path<String>) -> Result<R
 
 async fn tx_raw(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
     let raw = raw_tx(&s, &txid).await?.1;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], raw).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        )],
+        raw,
+    )
+        .into_response())
 }
 
 async fn tx_status(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
@@ -246,7 +304,10 @@ async fn tx_status(State(s): State<AppState>, Path(txid): Path<String>) -> Resul
     Ok(Json(status.first().copied()).into_response())
 }
 
-async fn tx_merkle_proof(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
+async fn tx_merkle_proof(
+    State(s): State<AppState>,
+    Path(txid): Path<String>,
+) -> Result<Response, Error> {
     let txid = parse_hash("txid", &txid)?;
     Ok(Json(s.backend().merkle_proof(&txid).await?).into_response())
 }
@@ -254,30 +315,42 @@ async fn tx_merkle_proof(State(s): State<AppState>, Path(txid): Path<String>) ->
 async fn output_count(s: &AppState, txid: &str) -> Result<(Hash256, u32), Error> {
     let (txid, raw) = raw_tx(s, txid).await?;
     let tx = rot_proto::tx::Transaction::parse(&raw, &s.inner.profile.rules)?;
-    Ok((txid, tx.outputs.len() as u32))
+    Ok((txid, tx.outputs().len() as u32))
 }
 
-async fn tx_outspend(State(s): State<AppState>, Path((txid, vout)): Path<(String, String)>) -> Result<Response, Error> {
+async fn tx_outspend(
+    State(s): State<AppState>,
+    Path((txid, vout)): Path<(String, String)>,
+) -> Result<Response, Error> {
     let vout = parse_u32("output index", &vout)?;
     let (txid, outputs) = output_count(&s, &txid).await?;
     if vout >= outputs {
-        return Err(Error::NotFound(format!("transaction {txid} has no output {vout}")));
+        return Err(Error::NotFound(format!(
+            "transaction {txid} has no output {vout}"
+        )));
     }
     let spends = s.backend().outspends(&txid, outputs).await?;
     Ok(Json(spends[vout as usize]).into_response())
 }
 
-async fn tx_outspends(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
+async fn tx_outspends(
+    State(s): State<AppState>,
+    Path(txid): Path<String>,
+) -> Result<Response, Error> {
     let (txid, outputs) = output_count(&s, &txid).await?;
     Ok(Json(s.backend().outspends(&txid, outputs).await?).into_response())
 }
 
-async fn broadcast(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, Error> {
+async fn broadcast(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
     let body = body.map_err(Error::from)?;
     let hex_text = std::str::from_utf8(&body)
         .map_err(|_| Error::BadRequest("body must be the transaction in hex".into()))?
         .trim();
-    let raw = hex::decode(hex_text).map_err(|e| Error::BadRequest(format!("body is not hex: {e}")))?;
+    let raw =
+        hex::decode(hex_text).map_err(|e| Error::BadRequest(format!("body is not hex: {e}")))?;
     // Parse first so garbage gets a clear 400 here rather than the node's terse reject.
     rot_proto::tx::Transaction::parse(&raw, &s.inner.profile.rules)?;
     Ok(text(s.backend().broadcast(&raw).await?.to_string()))
@@ -285,45 +358,84 @@ async fn broadcast(State(s): State<AppState>, body: Result<Bytes, BytesRejection
 
 // --- addresses and script hashes ---
 
-async fn stats_json(s: &AppState, key: &str, shown: &str, script: &ScriptHash) -> Result<Json<Value>, Error> {
+async fn stats_json(
+    s: &AppState,
+    key: &str,
+    shown: &str,
+    script: &ScriptHash,
+) -> Result<Json<Value>, Error> {
     let (chain, mempool): (ScriptStats, ScriptStats) = s.backend().script_stats(script).await?;
-    Ok(Json(json!({ key: shown, "chain_stats": chain, "mempool_stats": mempool })))
+    Ok(Json(
+        json!({ key: shown, "chain_stats": chain, "mempool_stats": mempool }),
+    ))
 }
 
-async fn history_json(s: &AppState, script: &ScriptHash, mempool_first: bool, last_seen: Option<&str>) -> Result<Json<Value>, Error> {
+async fn history_json(
+    s: &AppState,
+    script: &ScriptHash,
+    mempool_first: bool,
+    last_seen: Option<&str>,
+) -> Result<Json<Value>, Error> {
     let last_seen = last_seen.map(|t| parse_hash("txid", t)).transpose()?;
-    let mut txids = if mempool_first { s.backend().script_mempool(script, MEMPOOL_TXS).await? } else { Vec::new() };
-    txids.extend(s.backend().script_history(script, last_seen.as_ref(), CHAIN_TXS_PER_PAGE).await?);
-    Ok(Json(Value::Array(transactions_json(s.backend(), &s.inner.profile, &txids, true).await?)))
+    let mut txids = if mempool_first {
+        s.backend().script_mempool(script, MEMPOOL_TXS).await?
+    } else {
+        Vec::new()
+    };
+    txids.extend(
+        s.backend()
+            .script_history(script, last_seen.as_ref(), CHAIN_TXS_PER_PAGE)
+            .await?,
+    );
+    Ok(Json(Value::Array(
+        transactions_json(s.backend(), &s.inner.profile, &txids, true).await?,
+    )))
 }
 
 async fn mempool_json(s: &AppState, script: &ScriptHash) -> Result<Json<Value>, Error> {
     let txids = s.backend().script_mempool(script, MEMPOOL_TXS).await?;
-    Ok(Json(Value::Array(transactions_json(s.backend(), &s.inner.profile, &txids, true).await?)))
+    Ok(Json(Value::Array(
+        transactions_json(s.backend(), &s.inner.profile, &txids, true).await?,
+    )))
 }
 
 async fn utxo_json(s: &AppState, script: &ScriptHash) -> Result<Response, Error> {
     Ok(Json(s.backend().script_utxos(script).await?).into_response())
 }
 
-async fn address_stats(State(s): State<AppState>, Path(a): Path<String>) -> Result<Json<Value>, Error> {
+async fn address_stats(
+    State(s): State<AppState>,
+    Path(a): Path<String>,
+) -> Result<Json<Value>, Error> {
     let script = parse_address(&s, &a)?;
     stats_json(&s, "address", &a, &script).await
 }
 
-async fn address_txs(State(s): State<AppState>, Path(a): Path<String>) -> Result<Json<Value>, Error> {
+async fn address_txs(
+    State(s): State<AppState>,
+    Path(a): Path<String>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, true, None).await
 }
 
-async fn address_txs_chain_first(State(s): State<AppState>, Path(a): Path<String>) -> Result<Json<Value>, Error> {
+async fn address_txs_chain_first(
+    State(s): State<AppState>,
+    Path(a): Path<String>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, false, None).await
 }
 
-async fn address_txs_chain(State(s): State<AppState>, Path((a, last)): Path<(String, String)>) -> Result<Json<Value>, Error> {
+async fn address_txs_chain(
+    State(s): State<AppState>,
+    Path((a, last)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, false, Some(&last)).await
 }
 
-async fn address_txs_mempool(State(s): State<AppState>, Path(a): Path<String>) -> Result<Json<Value>, Error> {
+async fn address_txs_mempool(
+    State(s): State<AppState>,
+    Path(a): Path<String>,
+) -> Result<Json<Value>, Error> {
     mempool_json(&s, &parse_address(&s, &a)?).await
 }
 
@@ -331,28 +443,46 @@ async fn address_utxo(State(s): State<AppState>, Path(a): Path<String>) -> Resul
     utxo_json(&s, &parse_address(&s, &a)?).await
 }
 
-async fn scripthash_stats(State(s): State<AppState>, Path(h): Path<String>) -> Result<Json<Value>, Error> {
+async fn scripthash_stats(
+    State(s): State<AppState>,
+    Path(h): Path<String>,
+) -> Result<Json<Value>, Error> {
     let script = parse_scripthash(&h)?;
     stats_json(&s, "scripthash", &script.to_string(), &script).await
 }
 
-async fn scripthash_txs(State(s): State<AppState>, Path(h): Path<String>) -> Result<Json<Value>, Error> {
+async fn scripthash_txs(
+    State(s): State<AppState>,
+    Path(h): Path<String>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, true, None).await
 }
 
-async fn scripthash_txs_chain_first(State(s): State<AppState>, Path(h): Path<String>) -> Result<Json<Value>, Error> {
+async fn scripthash_txs_chain_first(
+    State(s): State<AppState>,
+    Path(h): Path<String>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, false, None).await
 }
 
-async fn scripthash_txs_chain(State(s): State<AppState>, Path((h, last)): Path<(String, String)>) -> Result<Json<Value>, Error> {
+async fn scripthash_txs_chain(
+    State(s): State<AppState>,
+    Path((h, last)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, false, Some(&last)).await
 }
 
-async fn scripthash_txs_mempool(State(s): State<AppState>, Path(h): Path<String>) -> Result<Json<Value>, Error> {
+async fn scripthash_txs_mempool(
+    State(s): State<AppState>,
+    Path(h): Path<String>,
+) -> Result<Json<Value>, Error> {
     mempool_json(&s, &parse_scripthash(&h)?).await
 }
 
-async fn scripthash_utxo(State(s): State<AppState>, Path(h): Path<String>) -> Result<Response, Error> {
+async fn scripthash_utxo(
+    State(s): State<AppState>,
+    Path(h): Path<String>,
+) -> Result<Response, Error> {
     utxo_json(&s, &parse_scripthash(&h)?).await
 }
 
@@ -360,7 +490,12 @@ async fn scripthash_utxo(State(s): State<AppState>, Path(h): Path<String>) -> Re
 
 async fn fee_estimates(State(s): State<AppState>) -> Result<Json<Value>, Error> {
     let estimates = s.backend().fee_estimates().await?;
-    Ok(Json(Value::Object(estimates.into_iter().map(|(target, rate)| (target.to_string(), json!(rate))).collect())))
+    Ok(Json(Value::Object(
+        estimates
+            .into_iter()
+            .map(|(target, rate)| (target.to_string(), json!(rate)))
+            .collect(),
+    )))
 }
 
 async fn mempool_txids(State(s): State<AppState>) -> Result<Json<Vec<Hash256>>, Error> {
@@ -379,9 +514,23 @@ struct ChallengeQuery {
     nonce: Option<String>,
 }
 
-async fn challenge(State(s): State<AppState>, Query(q): Query<ChallengeQuery>) -> Result<Response, Error> {
-    let nonce = q.nonce.ok_or_else(|| Error::BadRequest("missing nonce query parameter".into()))?;
-    let request = ChallengeRequest { nonce: nonce.parse()? };
-    let answer = ChallengeAnswer { nonce: request.nonce, time: unix_now() };
-    Ok((StatusCode::OK, Json(Signed::sign(&s.inner.identity, &answer)?)).into_response())
+async fn challenge(
+    State(s): State<AppState>,
+    Query(q): Query<ChallengeQuery>,
+) -> Result<Response, Error> {
+    let nonce = q
+        .nonce
+        .ok_or_else(|| Error::BadRequest("missing nonce query parameter".into()))?;
+    let request = ChallengeRequest {
+        nonce: nonce.parse()?,
+    };
+    let answer = ChallengeAnswer {
+        nonce: request.nonce,
+        time: unix_now(),
+    };
+    Ok((
+        StatusCode::OK,
+        Json(Signed::sign(&s.inner.identity, &answer)?),
+    )
+        .into_response())
 }

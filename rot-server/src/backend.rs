@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use rot_proto::Hash256;
-use rot_proto::address::ScriptHash;
 use rot_proto::message::{BackendKind, IndexProgress};
+use rot_proto::{Hash256, MerkleProof, ScriptHash};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -43,8 +42,12 @@ pub struct TxStatus {
 
 impl TxStatus {
     /// The status of a transaction that is in the mempool.
-    pub const UNCONFIRMED: Self =
-        Self { confirmed: false, block_height: None, block_hash: None, block_time: None };
+    pub const UNCONFIRMED: Self = Self {
+        confirmed: false,
+        block_height: None,
+        block_hash: None,
+        block_time: None,
+    };
 }
 
 /// A block of the best chain with what the API reports about it.
@@ -95,7 +98,12 @@ pub struct OutSpend {
 
 impl OutSpend {
     /// An output nobody has spent.
-    pub const UNSPENT: Self = Self { spent: false, txid: None, vin: None, status: None };
+    pub const UNSPENT: Self = Self {
+        spent: false,
+        txid: None,
+        vin: None,
+        status: None,
+    };
 }
 
 /// Totals of a script's outputs, Esplora's `chain_stats` / `mempool_stats`.
@@ -124,17 +132,6 @@ pub struct Utxo {
     pub status: TxStatus,
     /// Amount in the coin's smallest unit.
     pub value: u64,
-}
-
-/// A transaction's merkle branch, in Esplora's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MerkleProof {
-    /// Height of the block holding the transaction.
-    pub block_height: u32,
-    /// Sibling hashes from the leaf up.
-    pub merkle: Vec<Hash256>,
-    /// Position of the transaction in the block.
-    pub pos: u32,
 }
 
 /// The queries of the API. Errors use [`Error::NotFound`] for unknown ids and
@@ -178,7 +175,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Hash256>, Error>;
     /// Mempool transactions touching a script, newest first.
-    async fn script_mempool(&self, script: &ScriptHash, limit: usize) -> Result<Vec<Hash256>, Error>;
+    async fn script_mempool(
+        &self,
+        script: &ScriptHash,
+        limit: usize,
+    ) -> Result<Vec<Hash256>, Error>;
     /// Unspent outputs of a script, confirmed and unconfirmed.
     async fn script_utxos(&self, script: &ScriptHash) -> Result<Vec<Utxo>, Error>;
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rot_proto::message::Network;
+use rot_proto::{CoinProfile, Coins, Network};
 
 use crate::Error;
 
@@ -50,10 +50,8 @@ impl fmt::Debug for RpcAuth {
 /// The validated configuration of one rot-server.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Coin ticker, upper case (`LTC`).
-    pub coin: String,
-    /// Which network of the coin.
-    pub network: Network,
+    /// The coin and network served, from the built-in profiles or `ROT_COIN_FILE`.
+    pub profile: CoinProfile,
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
     /// Index, identity key and state live here.
@@ -70,8 +68,6 @@ pub struct Config {
     pub reorg_limit: u32,
     /// Proxies to register with, given explicitly.
     pub proxies: Vec<String>,
-    /// Operator-supplied coin profile file, added to the built-in profiles.
-    pub coin_file: Option<PathBuf>,
     /// Timeout for one HTTP request to the API.
     pub request_timeout: Duration,
     /// Pause between heartbeats to each proxy when nothing happens.
@@ -86,7 +82,11 @@ pub const DEFAULT_PORT: u16 = 3002;
 /// Command-line flags; each also reads its environment variable. Values left unset fall back
 /// to the TOML file given by `--config` / `ROT_CONFIG`, then to the defaults.
 #[derive(Debug, Default, clap::Parser)]
-#[command(name = "rot-server", version, about = "ROT server: indexes a coin's full node and serves light wallets (Esplora API) in the Ring of Trust")]
+#[command(
+    name = "rot-server",
+    version,
+    about = "ROT server: indexes a coin's full node and serves light wallets (Esplora API) in the Ring of Trust"
+)]
 pub struct Args {
     /// Optional TOML file with any of the settings below (keys are the environment names, any case).
     #[arg(long, env = "ROT_CONFIG")]
@@ -199,10 +199,19 @@ pub fn file_map(text: &str) -> Result<BTreeMap<String, String>, Error> {
                 toml::Value::Boolean(b) => b.to_string(),
                 toml::Value::Array(items) => items
                     .iter()
-                    .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| i.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
-                other => return Err(invalid("ROT_CONFIG", format!("{key}: unsupported value {other}"))),
+                other => {
+                    return Err(invalid(
+                        "ROT_CONFIG",
+                        format!("{key}: unsupported value {other}"),
+                    ));
+                }
             };
             Ok((key.to_ascii_uppercase(), value))
         })
@@ -222,18 +231,17 @@ pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, Error> {
     if let Ok(port) = value.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
     }
-    value
-        .parse()
-        .map_err(|_| invalid("ROT_LISTEN_ADDR", format!("expected host:port or port, got {value:?}")))
+    value.parse().map_err(|_| {
+        invalid(
+            "ROT_LISTEN_ADDR",
+            format!("expected host:port or port, got {value:?}"),
+        )
+    })
 }
 
 impl Config {
-    /// Validates settings given by environment-variable name. `default_rpc_port` gives the coin
-    /// node's standard RPC port for the chosen coin and network (from its coin profile).
-    pub fn from_map(
-        map: &BTreeMap<String, String>,
-        default_rpc_port: impl Fn(&str, Network) -> Option<u16>,
-    ) -> Result<Self, Error> {
+    /// Validates settings given by environment-variable name.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, Error> {
         let coin = get(map, "ROT_COIN_TIKKER")
             .ok_or_else(|| invalid("ROT_COIN_TIKKER", "the coin ticker is required (e.g. LTC)"))?
             .to_ascii_uppercase();
@@ -241,24 +249,38 @@ impl Config {
             Some(v) => v.parse().map_err(|e| invalid("ROT_NETWORK", e))?,
             None => Network::Main,
         };
+        let mut coins = Coins::builtin();
+        if let Some(path) = get(map, "ROT_COIN_FILE") {
+            coins
+                .load_file(path)
+                .map_err(|e| invalid("ROT_COIN_FILE", e))?;
+        }
+        let profile = coins.get(&coin, network).cloned().ok_or_else(|| {
+            invalid(
+                "ROT_COIN_TIKKER",
+                format!("no coin profile for {coin} {network} (add one with ROT_COIN_FILE)"),
+            )
+        })?;
         let listen = match get(map, "ROT_LISTEN_ADDR") {
             Some(v) => parse_listen_addr(v)?,
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT),
         };
         let data_dir = PathBuf::from(get(map, "ROT_DATA_DIR").unwrap_or("./rot-data"));
         let public_url = get(map, "ROT_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid("ROT_PUBLIC_URL", "must start with http:// or https://"));
-            }
+        if public_url
+            .as_ref()
+            .is_some_and(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err(invalid(
+                "ROT_PUBLIC_URL",
+                "must start with http:// or https://",
+            ));
         }
 
         let rpc_host = get(map, "CORE_RPC_HOST").unwrap_or("127.0.0.1");
         let rpc_port = match get(map, "CORE_RPC_PORT") {
             Some(v) => v.parse::<u16>().map_err(|e| invalid("CORE_RPC_PORT", e))?,
-            None => default_rpc_port(&coin, network).ok_or_else(|| {
-                invalid("CORE_RPC_PORT", format!("no default RPC port known for {coin} {network}"))
-            })?,
+            None => profile.default_rpc_port,
         };
         let rpc_url = if rpc_host.starts_with("http://") || rpc_host.starts_with("https://") {
             format!("{}:{rpc_port}/", rpc_host.trim_end_matches('/'))
@@ -277,7 +299,12 @@ impl Config {
                         "set CORE_RPC_USER and CORE_RPC_PASSWORD, or CORE_DATA_DIR for the node's cookie file",
                     )
                 })?;
-                RpcAuth::CookieFile(cookie_path(PathBuf::from(dir), network))
+                let dir = PathBuf::from(dir);
+                let dir = match &profile.datadir_subdir {
+                    Some(sub) => dir.join(sub),
+                    None => dir,
+                };
+                RpcAuth::CookieFile(dir.join(".cookie"))
             }
             _ => {
                 return Err(invalid(
@@ -291,13 +318,22 @@ impl Config {
             "native" => BackendConfig::Native,
             "electrum" => BackendConfig::Electrum {
                 url: get(map, "ROT_ELECTRUM_URL")
-                    .ok_or_else(|| invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum"))?
+                    .ok_or_else(|| {
+                        invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
+                    })?
                     .to_owned(),
             },
-            other => return Err(invalid("ROT_BACKEND", format!("unknown backend {other:?} (native, electrum)"))),
+            other => {
+                return Err(invalid(
+                    "ROT_BACKEND",
+                    format!("unknown backend {other:?} (native, electrum)"),
+                ));
+            }
         };
         let reorg_limit = match get(map, "ROT_REORG_LIMIT") {
-            Some(v) => v.parse::<u32>().map_err(|e| invalid("ROT_REORG_LIMIT", e))?,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|e| invalid("ROT_REORG_LIMIT", e))?,
             None => DEFAULT_REORG_LIMIT,
         };
         if reorg_limit == 0 {
@@ -312,17 +348,21 @@ impl Config {
             })
             .unwrap_or_default();
         let request_timeout = match get(map, "ROT_REQUEST_TIMEOUT_SECS") {
-            Some(v) => Duration::from_secs(v.parse().map_err(|e| invalid("ROT_REQUEST_TIMEOUT_SECS", e))?),
+            Some(v) => Duration::from_secs(
+                v.parse()
+                    .map_err(|e| invalid("ROT_REQUEST_TIMEOUT_SECS", e))?,
+            ),
             None => Duration::from_secs(30),
         };
         let heartbeat_interval = match get(map, "ROT_HEARTBEAT_SECS") {
-            Some(v) => Duration::from_secs(v.parse().map_err(|e| invalid("ROT_HEARTBEAT_SECS", e))?),
+            Some(v) => {
+                Duration::from_secs(v.parse().map_err(|e| invalid("ROT_HEARTBEAT_SECS", e))?)
+            }
             None => crate::heartbeat::DEFAULT_INTERVAL,
         };
         Ok(Self {
             heartbeat_interval,
-            coin,
-            network,
+            profile,
             listen,
             data_dir,
             public_url,
@@ -331,18 +371,8 @@ impl Config {
             backend,
             reorg_limit,
             proxies,
-            coin_file: get(map, "ROT_COIN_FILE").map(PathBuf::from),
             request_timeout,
         })
-    }
-}
-
-/// Where a Core-family node writes its cookie for `network` under its data directory.
-fn cookie_path(data_dir: PathBuf, network: Network) -> PathBuf {
-    match network {
-        Network::Main => data_dir.join(".cookie"),
-        Network::Test => data_dir.join("testnet4").join(".cookie"),
-        Network::Regtest => data_dir.join("regtest").join(".cookie"),
     }
 }
 
@@ -351,47 +381,43 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    fn port(_: &str, _: Network) -> Option<u16> {
-        Some(9332)
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn php_server_names_keep_their_meaning() {
-        let cfg = Config::from_map(
-            &map(&[
-                ("ROT_COIN_TIKKER", "ltc"),
-                ("CORE_RPC_HOST", "node"),
-                ("CORE_RPC_PORT", "19332"),
-                ("CORE_RPC_USER", "u"),
-                ("CORE_RPC_PASSWORD", "secret"),
-                ("ROT_LISTEN_ADDR", "8080"),
-            ]),
-            port,
-        )
+        let cfg = Config::from_map(&map(&[
+            ("ROT_COIN_TIKKER", "ltc"),
+            ("CORE_RPC_HOST", "node"),
+            ("CORE_RPC_PORT", "19332"),
+            ("CORE_RPC_USER", "u"),
+            ("CORE_RPC_PASSWORD", "secret"),
+            ("ROT_LISTEN_ADDR", "8080"),
+        ]))
         .unwrap();
-        assert_eq!(cfg.coin, "LTC");
+        assert_eq!(cfg.profile.id(), "ltc");
         assert_eq!(cfg.rpc_url, "http://node:19332/");
         assert_eq!(cfg.listen.port(), 8080);
         assert_eq!(cfg.backend, BackendConfig::Native);
-        assert!(!format!("{cfg:?}").contains("secret"), "password must be redacted");
+        assert!(
+            !format!("{cfg:?}").contains("secret"),
+            "password must be redacted"
+        );
     }
 
     #[test]
     fn cookie_from_data_dir_and_default_port() {
-        let cfg = Config::from_map(
-            &map(&[
-                ("ROT_COIN_TIKKER", "LTC"),
-                ("ROT_NETWORK", "regtest"),
-                ("CORE_DATA_DIR", "/var/lib/litecoin"),
-                ("ROT_LISTEN_ADDR", "127.0.0.1:7000"),
-            ]),
-            port,
-        )
+        let cfg = Config::from_map(&map(&[
+            ("ROT_COIN_TIKKER", "LTC"),
+            ("ROT_NETWORK", "regtest"),
+            ("CORE_DATA_DIR", "/var/lib/litecoin"),
+            ("ROT_LISTEN_ADDR", "127.0.0.1:7000"),
+        ]))
         .unwrap();
-        assert_eq!(cfg.rpc_url, "http://127.0.0.1:9332/");
+        assert_eq!(cfg.rpc_url, "http://127.0.0.1:19443/");
         assert_eq!(
             cfg.rpc_auth,
             RpcAuth::CookieFile(PathBuf::from("/var/lib/litecoin/regtest/.cookie"))
@@ -404,7 +430,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rot.toml");
         std::fs::write(&file, "rot_coin_tikker = \"BTC\"\nrot_network = \"regtest\"\nrot_proxies = [\"http://a\", \"http://b\"]\n").unwrap();
-        let args = Args { config: Some(file), coin: Some("LTC".into()), ..Args::default() };
+        let args = Args {
+            config: Some(file),
+            coin: Some("LTC".into()),
+            ..Args::default()
+        };
         let map = args.to_map().unwrap();
         assert_eq!(map["ROT_COIN_TIKKER"], "LTC");
         assert_eq!(map["ROT_NETWORK"], "regtest");
@@ -415,7 +445,17 @@ mod tests {
     fn help_names_every_environment_variable() {
         use clap::CommandFactory;
         let help = Args::command().render_long_help().to_string();
-        for name in ["ROT_COIN_TIKKER", "CORE_RPC_HOST", "CORE_RPC_PASSWORD", "ROT_LISTEN_ADDR", "ROT_DATA_DIR", "ROT_PUBLIC_URL", "ROT_BACKEND", "ROT_REORG_LIMIT", "ROT_PROXIES"] {
+        for name in [
+            "ROT_COIN_TIKKER",
+            "CORE_RPC_HOST",
+            "CORE_RPC_PASSWORD",
+            "ROT_LISTEN_ADDR",
+            "ROT_DATA_DIR",
+            "ROT_PUBLIC_URL",
+            "ROT_BACKEND",
+            "ROT_REORG_LIMIT",
+            "ROT_PROXIES",
+        ] {
             assert!(help.contains(name), "--help lacks {name}");
         }
     }
@@ -425,17 +465,33 @@ mod tests {
         for (pairs, name) in [
             (vec![], "ROT_COIN_TIKKER"),
             (vec![("ROT_COIN_TIKKER", "LTC")], "CORE_RPC_USER"),
-            (vec![("ROT_COIN_TIKKER", "LTC"), ("CORE_RPC_USER", "u")], "CORE_RPC_USER"),
-            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_NETWORK", "moon")], "ROT_NETWORK"),
-            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_LISTEN_ADDR", "x:y")], "ROT_LISTEN_ADDR"),
-            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_BACKEND", "electrum")], "ROT_ELECTRUM_URL"),
-            (vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")], "ROT_REORG_LIMIT"),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("CORE_RPC_USER", "u")],
+                "CORE_RPC_USER",
+            ),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_NETWORK", "moon")],
+                "ROT_NETWORK",
+            ),
+            (vec![("ROT_COIN_TIKKER", "XYZ")], "ROT_COIN_TIKKER"),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_LISTEN_ADDR", "x:y")],
+                "ROT_LISTEN_ADDR",
+            ),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_BACKEND", "electrum")],
+                "ROT_ELECTRUM_URL",
+            ),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")],
+                "ROT_REORG_LIMIT",
+            ),
         ] {
             let mut m = map(&pairs);
             if name != "CORE_RPC_USER" {
                 m.insert("CORE_DATA_DIR".into(), "/d".into());
             }
-            let err = Config::from_map(&m, port).unwrap_err().to_string();
+            let err = Config::from_map(&m).unwrap_err().to_string();
             assert!(err.contains(name), "{err} should name {name}");
         }
     }

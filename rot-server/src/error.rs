@@ -113,7 +113,9 @@ impl Error {
     /// mistakes are 4xx; a node or index failure is never blamed on the client.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Proto(_) | Self::BadRequest(_) | Self::NodeRejected { .. } => ErrorCode::BadRequest,
+            Self::Proto(_) | Self::BadRequest(_) | Self::NodeRejected { .. } => {
+                ErrorCode::BadRequest
+            }
             Self::NotFound(_) | Self::NodeNotFound { .. } => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
@@ -137,7 +139,8 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = self.code();
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::warn!(error = %self, "request failed");
         }
@@ -159,7 +162,9 @@ impl From<BytesRejection> for Error {
 pub fn with_timeout(router: Router, timeout: Duration) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: BoxError| async { Error::Timeout }))
+            .layer(HandleErrorLayer::new(|_: BoxError| async {
+                Error::Timeout
+            }))
             .timeout(timeout),
     )
 }

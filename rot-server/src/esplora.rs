@@ -6,11 +6,7 @@
 
 use std::collections::HashMap;
 
-use rot_proto::address::Address;
-use rot_proto::coin::CoinProfile;
-use rot_proto::script::{ScriptType, script_asm};
-use rot_proto::tx::{Transaction, TxOut};
-use rot_proto::Hash256;
+use rot_proto::{Address, CoinProfile, Hash256, ScriptType, Transaction, TxOut, script_asm};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -29,12 +25,13 @@ pub struct OutputJson {
 }
 
 impl OutputJson {
-    fn new(profile: &CoinProfile, out: &TxOut) -> Self {
+    fn new(profile: &CoinProfile, out: &TxOut<'_>) -> Self {
         Self {
-            scriptpubkey: hex::encode(&out.script_pubkey),
-            scriptpubkey_asm: script_asm(&out.script_pubkey),
-            scriptpubkey_type: ScriptType::classify(&out.script_pubkey).as_str(),
-            scriptpubkey_address: Address::from_script(profile, &out.script_pubkey).map(|a| a.to_string()),
+            scriptpubkey: hex::encode(out.script_pubkey),
+            scriptpubkey_asm: script_asm(out.script_pubkey),
+            scriptpubkey_type: ScriptType::classify(out.script_pubkey).as_str(),
+            scriptpubkey_address: Address::from_script(profile, out.script_pubkey)
+                .map(|a| a.to_string()),
             value: out.value,
         }
     }
@@ -55,22 +52,26 @@ pub async fn transactions_json(
     let raws = backend.transactions(txids).await?;
     let txs = raws
         .iter()
-        .map(|raw| Transaction::parse(raw, &profile.rules).map_err(Error::from))
+        .map(|raw| parse_stored(raw, profile))
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut prev_ids: Vec<Hash256> = txs
         .iter()
         .filter(|tx| !tx.is_coinbase())
-        .flat_map(|tx| tx.inputs.iter().map(|i| i.prevout.txid))
+        .flat_map(|tx| tx.inputs().iter().map(|i| i.prevout.txid))
         .collect();
     prev_ids.sort_unstable();
     prev_ids.dedup();
     let prev_raws = backend.transactions(&prev_ids).await?;
     let mut prevs: HashMap<Hash256, Transaction> = HashMap::with_capacity(prev_ids.len());
-    for (txid, raw) in prev_ids.iter().zip(prev_raws) {
-        prevs.insert(*txid, Transaction::parse(&raw, &profile.rules)?);
+    for (txid, raw) in prev_ids.iter().zip(&prev_raws) {
+        prevs.insert(*txid, parse_stored(raw, profile)?);
     }
-    let statuses = if with_status { Some(backend.tx_statuses(txids).await?) } else { None };
+    let statuses = if with_status {
+        Some(backend.tx_statuses(txids).await?)
+    } else {
+        None
+    };
 
     txs.iter()
         .enumerate()
@@ -81,28 +82,43 @@ pub async fn transactions_json(
         .collect()
 }
 
+/// Parses a transaction a backend handed us: failing here is the backend's fault, not the client's.
+fn parse_stored<'a>(raw: &'a [u8], profile: &CoinProfile) -> Result<Transaction<'a>, Error> {
+    Transaction::parse(raw, &profile.rules).map_err(|e| {
+        Error::Corrupt(format!(
+            "backend returned a transaction that does not parse: {e}"
+        ))
+    })
+}
+
 fn transaction_json(
     profile: &CoinProfile,
-    tx: &Transaction,
+    tx: &Transaction<'_>,
     raw: &[u8],
-    prevs: &HashMap<Hash256, Transaction>,
+    prevs: &HashMap<Hash256, Transaction<'_>>,
     status: Option<TxStatus>,
 ) -> Result<Value, Error> {
     let coinbase = tx.is_coinbase();
     let mut input_sum = 0u64;
     let vin = tx
-        .inputs
+        .inputs()
         .iter()
         .map(|input| {
             let prevout = if coinbase {
                 None
             } else {
-                let prev_tx = prevs
-                    .get(&input.prevout.txid)
-                    .ok_or_else(|| Error::Corrupt(format!("prevout tx {} missing", input.prevout.txid)))?;
-                let out = prev_tx.outputs.get(input.prevout.vout as usize).ok_or_else(|| {
-                    Error::Corrupt(format!("prevout {}:{} missing", input.prevout.txid, input.prevout.vout))
+                let prev_tx = prevs.get(&input.prevout.txid).ok_or_else(|| {
+                    Error::Corrupt(format!("prevout tx {} missing", input.prevout.txid))
                 })?;
+                let out = prev_tx
+                    .outputs()
+                    .get(input.prevout.vout as usize)
+                    .ok_or_else(|| {
+                        Error::Corrupt(format!(
+                            "prevout {}:{} missing",
+                            input.prevout.txid, input.prevout.vout
+                        ))
+                    })?;
                 input_sum += out.value;
                 Some(OutputJson::new(profile, out))
             };
@@ -110,21 +126,29 @@ fn transaction_json(
                 "txid": input.prevout.txid,
                 "vout": input.prevout.vout,
                 "prevout": prevout,
-                "scriptsig": hex::encode(&input.script_sig),
-                "scriptsig_asm": script_asm(&input.script_sig),
+                "scriptsig": hex::encode(input.script_sig),
+                "scriptsig_asm": script_asm(input.script_sig),
                 "witness": input.witness.iter().map(hex::encode).collect::<Vec<_>>(),
                 "is_coinbase": coinbase,
                 "sequence": input.sequence,
             }))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    let vout: Vec<OutputJson> = tx.outputs.iter().map(|o| OutputJson::new(profile, o)).collect();
-    let output_sum: u64 = tx.outputs.iter().map(|o| o.value).sum();
-    let fee = if coinbase { 0 } else { input_sum.saturating_sub(output_sum) };
+    let vout: Vec<OutputJson> = tx
+        .outputs()
+        .iter()
+        .map(|o| OutputJson::new(profile, o))
+        .collect();
+    let output_sum: u64 = tx.outputs().iter().map(|o| o.value).sum();
+    let fee = if coinbase {
+        0
+    } else {
+        input_sum.saturating_sub(output_sum)
+    };
     let mut value = json!({
         "txid": tx.txid(),
-        "version": tx.version,
-        "locktime": tx.lock_time,
+        "version": tx.version(),
+        "locktime": tx.lock_time(),
         "vin": vin,
         "vout": vout,
         "size": raw.len(),
@@ -132,7 +156,8 @@ fn transaction_json(
         "fee": fee,
     });
     if let Some(status) = status {
-        value["status"] = serde_json::to_value(status).map_err(|e| Error::Corrupt(e.to_string()))?;
+        value["status"] =
+            serde_json::to_value(status).map_err(|e| Error::Corrupt(e.to_string()))?;
     }
     Ok(value)
 }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rot_proto::message::{ErrorBody, Heartbeat, HeartbeatAck, ProxyStanding, ServerStatus};
-use rot_proto::signed::Signed;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -44,14 +43,25 @@ impl Sequence {
     /// Opens the sequence persisted at `path` (starting fresh if absent).
     pub fn open(path: &Path) -> Result<Self, Error> {
         let start = match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| Error::Config(format!("heartbeat sequence file {} is damaged", path.display())))?,
+            Ok(text) => text.trim().parse::<u64>().map_err(|_| {
+                Error::Config(format!(
+                    "heartbeat sequence file {} is damaged",
+                    path.display()
+                ))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(e) => return Err(Error::Config(format!("heartbeat sequence file {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "heartbeat sequence file {}: {e}",
+                    path.display()
+                )));
+            }
         };
-        Ok(Self { path: path.to_owned(), next: AtomicU64::new(start), leased_to: Mutex::new(start) })
+        Ok(Self {
+            path: path.to_owned(),
+            next: AtomicU64::new(start),
+            leased_to: Mutex::new(start),
+        })
     }
 
     /// The next number, extending (and persisting) the lease when it runs out.
@@ -64,7 +74,12 @@ impl Sequence {
             std::fs::write(&tmp, end.to_string())
                 .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
                 .and_then(|()| std::fs::rename(&tmp, &self.path))
-                .map_err(|e| Error::Config(format!("heartbeat sequence file {}: {e}", self.path.display())))?;
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "heartbeat sequence file {}: {e}",
+                        self.path.display()
+                    ))
+                })?;
             *leased_to = end;
         }
         Ok(seq)
@@ -80,7 +95,10 @@ pub fn spawn(
     interval: Duration,
     shutdown: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("HTTP client");
+    let http = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("HTTP client");
     proxies
         .into_iter()
         .map(|proxy| {
@@ -111,7 +129,11 @@ struct ProxyLink {
 enum Outcome {
     Accepted(HeartbeatAck),
     /// The proxy refused (4xx) with its reason; `retry_after` when it said.
-    Refused { status: ServerStatus, reason: String, retry_after: Option<Duration> },
+    Refused {
+        status: ServerStatus,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
     /// The proxy could not be reached or failed (5xx).
     Failed(String),
 }
@@ -126,7 +148,11 @@ impl ProxyLink {
                     self.record(ack.status, ack.reason);
                     self.interval
                 }
-                Outcome::Refused { status, reason, retry_after } => {
+                Outcome::Refused {
+                    status,
+                    reason,
+                    retry_after,
+                } => {
                     tracing::warn!(proxy = %self.proxy, %reason, "proxy refused our heartbeat; backing off");
                     self.record(status, Some(reason));
                     let pause = retry_after.unwrap_or(backoff).max(backoff);
@@ -198,8 +224,16 @@ impl ProxyLink {
             Err(_) => format!("HTTP {status}"),
         };
         if status.is_client_error() {
-            let verdict = if status == reqwest::StatusCode::FORBIDDEN { ServerStatus::Banned } else { ServerStatus::Pending };
-            Outcome::Refused { status: verdict, reason, retry_after }
+            let verdict = if status == reqwest::StatusCode::FORBIDDEN {
+                ServerStatus::Banned
+            } else {
+                ServerStatus::Pending
+            };
+            Outcome::Refused {
+                status: verdict,
+                reason,
+                retry_after,
+            }
         } else {
             Outcome::Failed(format!("{url}: {reason}"))
         }
@@ -213,11 +247,21 @@ impl ProxyLink {
             Some(s) if s.status == status && s.reason == reason => {}
             Some(s) => {
                 tracing::info!(proxy = %self.proxy, ?status, ?reason, "standing at proxy changed");
-                *s = ProxyStanding { proxy_url: self.proxy.clone(), status, reason, since: now };
+                *s = ProxyStanding {
+                    proxy_url: self.proxy.clone(),
+                    status,
+                    reason,
+                    since: now,
+                };
             }
             None => {
                 tracing::info!(proxy = %self.proxy, ?status, ?reason, "standing at proxy");
-                standings.push(ProxyStanding { proxy_url: self.proxy.clone(), status, reason, since: now });
+                standings.push(ProxyStanding {
+                    proxy_url: self.proxy.clone(),
+                    status,
+                    reason,
+                    since: now,
+                });
             }
         }
     }

@@ -13,10 +13,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rot_proto::block::Block;
 use rot_proto::hash::sha256;
-use rot_proto::message::IndexProgress;
-use rot_proto::{ChainRules, Hash256};
+use rot_proto::{Block, ChainRules, Hash256, IndexProgress};
 use tokio::sync::{mpsc, watch};
 
 use crate::Error;
@@ -49,22 +47,32 @@ pub struct Indexer {
 pub fn indexed_block(height: u32, raw: &[u8], rules: &ChainRules) -> Result<IndexedBlock, Error> {
     let block = Block::parse(raw, rules)?;
     let txs = block
-        .transactions
+        .transactions()
         .iter()
         .map(|tx| IndexedTx {
             txid: tx.txid(),
             inputs: if tx.is_coinbase() {
                 Vec::new()
             } else {
-                tx.inputs.iter().map(|i| OutPoint { txid: i.prevout.txid, vout: i.prevout.vout }).collect()
+                tx.inputs()
+                    .iter()
+                    .map(|i| OutPoint {
+                        txid: i.prevout.txid,
+                        vout: i.prevout.vout,
+                    })
+                    .collect()
             },
-            outputs: tx.outputs.iter().map(|o| (sha256(&o.script_pubkey), o.value)).collect(),
+            outputs: tx
+                .outputs()
+                .iter()
+                .map(|o| (sha256(o.script_pubkey), o.value))
+                .collect(),
         })
         .collect();
     Ok(IndexedBlock {
         height,
-        hash: block.header.hash(),
-        header: block.header.to_bytes(),
+        hash: block.hash(),
+        header: block.header().serialize(),
         size: raw.len() as u32,
         weight: block.weight() as u32,
         txs,
@@ -81,7 +89,14 @@ impl Indexer {
         tips: watch::Sender<Tip>,
         progress: Arc<Mutex<IndexProgress>>,
     ) -> Self {
-        Self { store, rpc, rules, reorg_limit, tips, progress }
+        Self {
+            store,
+            rpc,
+            rules,
+            reorg_limit,
+            tips,
+            progress,
+        }
     }
 
     /// Brings the index up to the node's best block; returns whether anything changed.
@@ -122,7 +137,13 @@ impl Indexer {
     /// Fetches, parses and applies blocks `start..=end`.
     async fn catch_up(&self, start: u32, end: u32) -> Result<bool, Error> {
         let (sender, mut receiver) = mpsc::channel::<Result<Vec<IndexedBlock>, Error>>(FETCH_AHEAD);
-        let fetcher = tokio::spawn(fetch_blocks(self.rpc.clone(), self.rules, start, end, sender));
+        let fetcher = tokio::spawn(fetch_blocks(
+            self.rpc.clone(),
+            self.rules,
+            start,
+            end,
+            sender,
+        ));
         let undo_from = end.saturating_sub(self.reorg_limit);
         let started = Instant::now();
         let mut last_log = Instant::now();
@@ -143,7 +164,10 @@ impl Indexer {
             for block in batch {
                 let parent = Hash256(block.header[4..36].try_into().expect("80-byte header"));
                 if expected_parent.is_some_and(|p| p != parent) {
-                    tracing::info!(height = block.height, "node changed its best chain while indexing; looking for the fork");
+                    tracing::info!(
+                        height = block.height,
+                        "node changed its best chain while indexing; looking for the fork"
+                    );
                     break 'receive;
                 }
                 expected_parent = Some(block.hash);
@@ -175,7 +199,10 @@ impl Indexer {
     async fn apply_run(&self, run: Vec<IndexedBlock>, undo_from: u32) -> Result<(), Error> {
         let store = self.store.clone();
         let reorg_limit = self.reorg_limit;
-        let tip = run.last().map(|b| Tip { height: b.height, hash: b.hash });
+        let tip = run.last().map(|b| Tip {
+            height: b.height,
+            hash: b.hash,
+        });
         tokio::task::spawn_blocking(move || store.apply_blocks(&run, undo_from, reorg_limit))
             .await
             .map_err(|e| Error::Index(format!("index task failed: {e}")))??;
@@ -201,7 +228,8 @@ impl Indexer {
 
     fn publish(&self, node_height: u32) -> Result<(), Error> {
         let tip = self.store.tip()?.unwrap_or_default();
-        self.tips.send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        self.tips
+            .send_if_modified(|current| std::mem::replace(current, tip) != tip);
         let mut progress = self.progress.lock().expect("progress lock");
         progress.indexed_height = u64::from(tip.height);
         progress.node_height = u64::from(node_height);
@@ -244,8 +272,12 @@ async fn fetch_blocks(
             }));
             next = batch_end + 1;
         }
-        let Some(task) = in_flight.pop_front() else { return };
-        let batch = task.await.unwrap_or_else(|e| Err(Error::Index(format!("fetch task failed: {e}"))));
+        let Some(task) = in_flight.pop_front() else {
+            return;
+        };
+        let batch = task
+            .await
+            .unwrap_or_else(|e| Err(Error::Index(format!("fetch task failed: {e}"))));
         let failed = batch.is_err();
         if sender.send(batch).await.is_err() || failed {
             for task in in_flight {

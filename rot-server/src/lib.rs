@@ -1,7 +1,22 @@
 //! rot-server: indexes a coin's full node and serves light wallets the Esplora REST API and
 //! ROT's own endpoints, registering with proxies by signed heartbeats.
+//!
+//! Layout: `config` (settings), `server` (wiring and `run`), `api` + `esplora` (HTTP),
+//! `backend` (the seam every backend implements), `native` + `indexer` + `store` + `mempool`
+//! (the native backend), `rpc` (the coin node), `heartbeat` (registration with proxies).
 
+pub mod api;
+pub mod backend;
+pub mod config;
 pub mod error;
+pub mod esplora;
+pub mod heartbeat;
+pub mod indexer;
+pub mod logging;
+pub mod mempool;
+pub mod native;
 pub mod rpc;
+pub mod server;
+pub mod store;
 
 pub use error::Error;

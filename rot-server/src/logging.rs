@@ -6,16 +6,22 @@ use tracing_subscriber::EnvFilter;
 
 /// Starts the tracing subscriber; `RUST_LOG` overrides the default `info` level.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json { builder.json().init() } else { builder.init() }
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
 }
 
 /// Cancels `shutdown` on the first Ctrl-C or SIGTERM.
 pub async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     #[cfg(unix)]
     let terminated = term.recv();
     #[cfg(not(unix))]

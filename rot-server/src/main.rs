@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     rot_server::logging::init(args.log_json);
     let map = args.to_map()?;
-    let config = Config::from_map(&map, rot_server::server::default_rpc_port)?;
+    let config = Config::from_map(&map)?;
     tracing::info!(?config, "effective configuration");
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let shutdown = CancellationToken::new();

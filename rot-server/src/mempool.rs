@@ -25,7 +25,6 @@ const MAX_NEW_PER_SYNC: usize = 20_000;
 /// An output a mempool transaction spends, once resolved.
 #[derive(Debug, Clone, Copy)]
 struct Prevout {
-    outpoint: OutPoint,
     script: [u8; 32],
     value: u64,
 }
@@ -40,6 +39,33 @@ struct Entry {
     /// Resolved prevouts (inputs of unknown outputs are skipped).
     prevouts: Vec<Prevout>,
     outputs: Vec<([u8; 32], u64)>,
+}
+
+impl Entry {
+    /// Parses `raw` into what the view keeps of it (not yet sequenced or resolved).
+    fn new(raw: Vec<u8>, rules: &ChainRules) -> Result<Self, Error> {
+        let tx = Transaction::parse(&raw, rules)?;
+        let inputs = tx
+            .inputs()
+            .iter()
+            .map(|i| OutPoint {
+                txid: i.prevout.txid,
+                vout: i.prevout.vout,
+            })
+            .collect();
+        let outputs = tx
+            .outputs()
+            .iter()
+            .map(|o| (sha256(o.script_pubkey), o.value))
+            .collect();
+        Ok(Self {
+            raw: Arc::new(raw),
+            seq: 0,
+            inputs,
+            prevouts: Vec::new(),
+            outputs,
+        })
+    }
 }
 
 /// The in-memory mempool index.
@@ -65,19 +91,31 @@ impl Mempool {
         let node: HashSet<Hash256> = rpc.get_raw_mempool().await?.into_iter().collect();
         let (gone, new): (Vec<Hash256>, Vec<Hash256>) = {
             let view = shared.read().await;
-            let gone = view.txs.keys().filter(|t| !node.contains(t)).copied().collect();
-            let new = node.iter().filter(|t| !view.txs.contains_key(t)).take(MAX_NEW_PER_SYNC).copied().collect();
+            let gone = view
+                .txs
+                .keys()
+                .filter(|t| !node.contains(t))
+                .copied()
+                .collect();
+            let new = node
+                .iter()
+                .filter(|t| !view.txs.contains_key(t))
+                .take(MAX_NEW_PER_SYNC)
+                .copied()
+                .collect();
             (gone, new)
         };
         let mut fetched = Vec::with_capacity(new.len());
         for chunk in new.chunks(FETCH_BATCH) {
-            let raws = rpc.get_raw_transactions_opt(chunk).await?;
+            let raws = rpc.get_mempool_transactions(chunk).await?;
             for (txid, raw) in chunk.iter().zip(raws) {
                 // A transaction that left the mempool between the two calls is simply skipped.
                 let Some(raw) = raw else { continue };
-                match Transaction::parse(&raw, rules) {
-                    Ok(tx) => fetched.push((*txid, tx, raw)),
-                    Err(e) => tracing::warn!(%txid, error = %e, "mempool transaction does not parse; skipped"),
+                match Entry::new(raw, rules) {
+                    Ok(entry) => fetched.push((*txid, entry)),
+                    Err(e) => {
+                        tracing::warn!(%txid, error = %e, "mempool transaction does not parse; skipped")
+                    }
                 }
             }
         }
@@ -86,44 +124,54 @@ impl Mempool {
             view.remove(txid);
         }
         let added = fetched.len();
-        for (txid, tx, raw) in fetched {
-            view.insert_unresolved(txid, &tx, raw);
+        for (txid, entry) in fetched {
+            view.insert_unresolved(txid, entry);
         }
         view.resolve(store)?;
         Ok((added, gone.len()))
     }
 
-    fn insert_unresolved(&mut self, txid: Hash256, tx: &Transaction, raw: Vec<u8>) {
-        let seq = self.next_seq;
+    fn insert_unresolved(&mut self, txid: Hash256, mut entry: Entry) {
+        entry.seq = self.next_seq;
         self.next_seq += 1;
-        let inputs: Vec<OutPoint> =
-            tx.inputs.iter().map(|i| OutPoint { txid: i.prevout.txid, vout: i.prevout.vout }).collect();
-        let outputs: Vec<([u8; 32], u64)> = tx.outputs.iter().map(|o| (sha256(&o.script_pubkey), o.value)).collect();
-        for (vin, outpoint) in inputs.iter().enumerate() {
+        for (vin, outpoint) in entry.inputs.iter().enumerate() {
             self.spends.insert(*outpoint, (txid, vin as u32));
         }
-        for (script, _) in &outputs {
-            self.by_script.entry(*script).or_default().insert((seq, txid));
+        for (script, _) in &entry.outputs {
+            self.by_script
+                .entry(*script)
+                .or_default()
+                .insert((entry.seq, txid));
         }
-        self.txs.insert(txid, Entry { raw: Arc::new(raw), seq, inputs, prevouts: Vec::new(), outputs });
+        self.txs.insert(txid, entry);
     }
 
     /// Resolves prevouts of entries that have none yet, from the index or the mempool.
     fn resolve(&mut self, store: &Store) -> Result<(), Error> {
-        let unresolved: Vec<Hash256> =
-            self.txs.iter().filter(|(_, e)| e.prevouts.is_empty() && !e.inputs.is_empty()).map(|(t, _)| *t).collect();
+        let unresolved: Vec<Hash256> = self
+            .txs
+            .iter()
+            .filter(|(_, e)| e.prevouts.is_empty() && !e.inputs.is_empty())
+            .map(|(t, _)| *t)
+            .collect();
         for txid in unresolved {
             let inputs = self.txs[&txid].inputs.clone();
             let seq = self.txs[&txid].seq;
             let mut prevouts = Vec::with_capacity(inputs.len());
             for outpoint in inputs {
                 let found = match self.txs.get(&outpoint.txid) {
-                    Some(parent) => parent.outputs.get(outpoint.vout as usize).map(|&(script, value)| (script, value)),
+                    Some(parent) => parent
+                        .outputs
+                        .get(outpoint.vout as usize)
+                        .map(|&(script, value)| (script, value)),
                     None => store.unspent(&outpoint)?.map(|o| (o.script, o.value)),
                 };
                 if let Some((script, value)) = found {
-                    prevouts.push(Prevout { outpoint, script, value });
-                    self.by_script.entry(script).or_default().insert((seq, txid));
+                    prevouts.push(Prevout { script, value });
+                    self.by_script
+                        .entry(script)
+                        .or_default()
+                        .insert((seq, txid));
                 }
             }
             if let Some(entry) = self.txs.get_mut(&txid) {
@@ -134,13 +182,23 @@ impl Mempool {
     }
 
     fn remove(&mut self, txid: &Hash256) {
-        let Some(entry) = self.txs.remove(txid) else { return };
+        let Some(entry) = self.txs.remove(txid) else {
+            return;
+        };
         for outpoint in &entry.inputs {
-            if self.spends.get(outpoint).is_some_and(|(spender, _)| spender == txid) {
+            if self
+                .spends
+                .get(outpoint)
+                .is_some_and(|(spender, _)| spender == txid)
+            {
                 self.spends.remove(outpoint);
             }
         }
-        let scripts = entry.outputs.iter().map(|(s, _)| *s).chain(entry.prevouts.iter().map(|p| p.script));
+        let scripts = entry
+            .outputs
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(entry.prevouts.iter().map(|p| p.script));
         for script in scripts {
             if let Some(set) = self.by_script.get_mut(&script) {
                 set.remove(&(entry.seq, *txid));
@@ -168,7 +226,9 @@ impl Mempool {
 
     /// Mempool transactions touching a script, newest first.
     pub fn history(&self, script: &[u8; 32], limit: usize) -> Vec<Hash256> {
-        self.by_script.get(script).map_or_else(Vec::new, |set| set.iter().rev().take(limit).map(|(_, t)| *t).collect())
+        self.by_script.get(script).map_or_else(Vec::new, |set| {
+            set.iter().rev().take(limit).map(|(_, t)| *t).collect()
+        })
     }
 
     /// Who in the mempool spends an outpoint.
@@ -179,7 +239,9 @@ impl Mempool {
     /// Mempool totals of a script.
     pub fn stats(&self, script: &[u8; 32]) -> ScriptStats {
         let mut stats = ScriptStats::default();
-        let Some(set) = self.by_script.get(script) else { return stats };
+        let Some(set) = self.by_script.get(script) else {
+            return stats;
+        };
         for (_, txid) in set {
             let entry = &self.txs[txid];
             stats.tx_count += 1;
@@ -201,12 +263,25 @@ impl Mempool {
 
     /// Unspent outputs created by mempool transactions for a script: (outpoint, value).
     pub fn utxos(&self, script: &[u8; 32]) -> Vec<(OutPoint, u64)> {
-        let Some(set) = self.by_script.get(script) else { return Vec::new() };
+        let Some(set) = self.by_script.get(script) else {
+            return Vec::new();
+        };
         set.iter()
             .flat_map(|(_, txid)| {
-                self.txs[txid].outputs.iter().enumerate().filter(|(_, (s, _))| s == script).map(|(vout, (_, value))| {
-                    (OutPoint { txid: *txid, vout: vout as u32 }, *value)
-                })
+                self.txs[txid]
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (s, _))| s == script)
+                    .map(|(vout, (_, value))| {
+                        (
+                            OutPoint {
+                                txid: *txid,
+                                vout: vout as u32,
+                            },
+                            *value,
+                        )
+                    })
             })
             .filter(|(outpoint, _)| !self.spends.contains_key(outpoint))
             .collect()

@@ -7,16 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rot_proto::address::ScriptHash;
-use rot_proto::merkle::merkle_branch;
 use rot_proto::message::{BackendKind, IndexProgress, capability};
-use rot_proto::{ChainRules, Hash256};
+use rot_proto::{ChainRules, Hash256, MerkleProof, ScriptHash};
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::backend::{
-    Backend, BlockStatus, BlockSummary, MerkleProof, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
+    Backend, BlockStatus, BlockSummary, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
 };
 use crate::indexer::Indexer;
 use crate::mempool::Mempool;
@@ -56,14 +54,30 @@ impl NativeBackend {
             ..IndexProgress::default()
         }));
         let mempool = Arc::new(RwLock::new(Mempool::default()));
-        let indexer = Indexer::new(store.clone(), rpc.clone(), rules, reorg_limit, tip_sender, progress.clone());
-        let backend = Self { store: store.clone(), rpc: rpc.clone(), mempool: mempool.clone(), tips, progress };
+        let indexer = Indexer::new(
+            store.clone(),
+            rpc.clone(),
+            rules,
+            reorg_limit,
+            tip_sender,
+            progress.clone(),
+        );
+        let backend = Self {
+            store: store.clone(),
+            rpc: rpc.clone(),
+            mempool: mempool.clone(),
+            tips,
+            progress,
+        };
         let task = tokio::spawn(follow(indexer, mempool, store, rpc, rules, shutdown));
         Ok((backend, task))
     }
 
     fn status_at(&self, height: u32) -> Result<TxStatus, Error> {
-        let block = self.store.block_at(height)?.ok_or_else(|| Error::Corrupt(format!("no block at height {height}")))?;
+        let block = self
+            .store
+            .block_at(height)?
+            .ok_or_else(|| Error::Corrupt(format!("no block at height {height}")))?;
         Ok(TxStatus {
             confirmed: true,
             block_height: Some(height),
@@ -73,7 +87,9 @@ impl NativeBackend {
     }
 
     fn position(&self, txid: &Hash256) -> Result<TxPosition, Error> {
-        self.store.tx_position(txid)?.ok_or_else(|| Error::NotFound(format!("transaction {txid} not found")))
+        self.store
+            .tx_position(txid)?
+            .ok_or_else(|| Error::NotFound(format!("transaction {txid} not found")))
     }
 }
 
@@ -146,12 +162,22 @@ impl Backend for NativeBackend {
     }
 
     async fn block_hash(&self, height: u32) -> Result<Hash256, Error> {
-        Ok(self.store.block_at(height)?.ok_or_else(|| Error::NotFound(format!("no block at height {height}")))?.hash)
+        Ok(self
+            .store
+            .block_at(height)?
+            .ok_or_else(|| Error::NotFound(format!("no block at height {height}")))?
+            .hash)
     }
 
     async fn block(&self, hash: &Hash256) -> Result<BlockSummary, Error> {
-        let height = self.store.height_of(hash)?.ok_or_else(|| Error::NotFound(format!("block {hash} not found")))?;
-        let record = self.store.block_at(height)?.ok_or_else(|| Error::Corrupt(format!("no block at height {height}")))?;
+        let height = self
+            .store
+            .height_of(hash)?
+            .ok_or_else(|| Error::NotFound(format!("block {hash} not found")))?;
+        let record = self
+            .store
+            .block_at(height)?
+            .ok_or_else(|| Error::Corrupt(format!("no block at height {height}")))?;
         let mut times = Vec::with_capacity(11);
         for h in height.saturating_sub(10)..=height {
             if let Some(b) = self.store.block_at(h)? {
@@ -172,18 +198,31 @@ impl Backend for NativeBackend {
     async fn block_status(&self, hash: &Hash256) -> Result<BlockStatus, Error> {
         if let Some(height) = self.store.height_of(hash)? {
             let next_best = self.store.block_at(height + 1)?.map(|b| b.hash);
-            return Ok(BlockStatus { in_best_chain: true, height: Some(height), next_best });
+            return Ok(BlockStatus {
+                in_best_chain: true,
+                height: Some(height),
+                next_best,
+            });
         }
         // Not in our best chain: a stale block the node knows, or nothing at all.
         match self.rpc.get_block_header(hash).await {
-            Ok(_) => Ok(BlockStatus { in_best_chain: false, height: None, next_best: None }),
-            Err(Error::NodeNotFound { .. }) => Err(Error::NotFound(format!("block {hash} not found"))),
+            Ok(_) => Ok(BlockStatus {
+                in_best_chain: false,
+                height: None,
+                next_best: None,
+            }),
+            Err(Error::NodeNotFound { .. }) => {
+                Err(Error::NotFound(format!("block {hash} not found")))
+            }
             Err(e) => Err(e),
         }
     }
 
     async fn block_txids(&self, hash: &Hash256) -> Result<Vec<Hash256>, Error> {
-        let height = self.store.height_of(hash)?.ok_or_else(|| Error::NotFound(format!("block {hash} not found")))?;
+        let height = self
+            .store
+            .height_of(hash)?
+            .ok_or_else(|| Error::NotFound(format!("block {hash} not found")))?;
         self.store.block_txids(height)
     }
 
@@ -194,7 +233,10 @@ impl Backend for NativeBackend {
             let mempool = self.mempool.read().await;
             for (i, txid) in txids.iter().enumerate() {
                 if let Some(pos) = self.store.tx_position(txid)? {
-                    let block = self.store.block_at(pos.height)?.ok_or_else(|| Error::Corrupt("tx block".into()))?;
+                    let block = self
+                        .store
+                        .block_at(pos.height)?
+                        .ok_or_else(|| Error::Corrupt("tx block".into()))?;
                     confirmed.push((i, *txid, block.hash));
                 } else if let Some(raw) = mempool.raw(txid) {
                     out[i] = Some(raw.as_ref().clone());
@@ -204,8 +246,9 @@ impl Backend for NativeBackend {
             }
         }
         if !confirmed.is_empty() {
-            let asks: Vec<(Hash256, Hash256)> = confirmed.iter().map(|&(_, t, b)| (t, b)).collect();
-            let raws = self.rpc.get_raw_transactions_in_blocks(&asks).await?;
+            let asks: Vec<(Hash256, Option<Hash256>)> =
+                confirmed.iter().map(|&(_, t, b)| (t, Some(b))).collect();
+            let raws = self.rpc.get_raw_transactions(&asks).await?;
             for ((i, _, _), raw) in confirmed.into_iter().zip(raws) {
                 out[i] = Some(raw);
             }
@@ -228,7 +271,7 @@ impl Backend for NativeBackend {
     async fn merkle_proof(&self, txid: &Hash256) -> Result<MerkleProof, Error> {
         let pos = self.position(txid)?;
         let txids = self.store.block_txids(pos.height)?;
-        Ok(MerkleProof { block_height: pos.height, merkle: merkle_branch(&txids, pos.pos as usize), pos: pos.pos })
+        Ok(MerkleProof::new(pos.height, &txids, pos.pos as usize)?)
     }
 
     async fn outspends(&self, txid: &Hash256, outputs: u32) -> Result<Vec<OutSpend>, Error> {
@@ -271,10 +314,19 @@ impl Backend for NativeBackend {
         limit: usize,
     ) -> Result<Vec<Hash256>, Error> {
         let before = last_seen.map(|txid| self.position(txid)).transpose()?;
-        Ok(self.store.history(script.as_bytes(), before, limit)?.into_iter().map(|(_, txid)| txid).collect())
+        Ok(self
+            .store
+            .history(script.as_bytes(), before, limit)?
+            .into_iter()
+            .map(|(_, txid)| txid)
+            .collect())
     }
 
-    async fn script_mempool(&self, script: &ScriptHash, limit: usize) -> Result<Vec<Hash256>, Error> {
+    async fn script_mempool(
+        &self,
+        script: &ScriptHash,
+        limit: usize,
+    ) -> Result<Vec<Hash256>, Error> {
         Ok(self.mempool.read().await.history(script.as_bytes(), limit))
     }
 
@@ -291,10 +343,20 @@ impl Backend for NativeBackend {
                 Some(s) => *s,
                 None => *statuses.entry(height).or_insert(self.status_at(height)?),
             };
-            utxos.push(Utxo { txid: outpoint.txid, vout: outpoint.vout, status, value });
+            utxos.push(Utxo {
+                txid: outpoint.txid,
+                vout: outpoint.vout,
+                status,
+                value,
+            });
         }
         for (outpoint, value) in mempool.utxos(key) {
-            utxos.push(Utxo { txid: outpoint.txid, vout: outpoint.vout, status: TxStatus::UNCONFIRMED, value });
+            utxos.push(Utxo {
+                txid: outpoint.txid,
+                vout: outpoint.vout,
+                status: TxStatus::UNCONFIRMED,
+                value,
+            });
         }
         Ok(utxos)
     }
@@ -306,7 +368,10 @@ impl Backend for NativeBackend {
     async fn fee_estimates(&self) -> Result<BTreeMap<u16, f64>, Error> {
         let estimates = self.rpc.estimate_smart_fees(&ESPLORA_FEE_TARGETS).await?;
         // Node rates are coins per 1000 vbytes; Esplora's are sat/vB.
-        Ok(estimates.into_iter().map(|(target, rate)| (target, rate * 100_000.0)).collect())
+        Ok(estimates
+            .into_iter()
+            .map(|(target, rate)| (target, rate * 100_000.0))
+            .collect())
     }
 
     async fn mempool_txids(&self) -> Result<Vec<Hash256>, Error> {

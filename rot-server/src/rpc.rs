@@ -526,6 +526,54 @@ impl NodeRpc {
         decode_hex("getrawtransaction", &tx_hex)
     }
 
+    /// Serialized transactions for `(txid, block hash)` pairs, in one batch and in the same
+    /// order; `None` as block hash asks the mempool. Every transaction must exist.
+    pub async fn get_raw_transactions(
+        &self,
+        asks: &[(Hash256, Option<Hash256>)],
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        self.raw_transactions_batch(asks)
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    /// Mempool transactions by txid, in one batch; `None` for one that is (no longer) there.
+    pub async fn get_mempool_transactions(
+        &self,
+        txids: &[Hash256],
+    ) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let asks: Vec<(Hash256, Option<Hash256>)> = txids.iter().map(|t| (*t, None)).collect();
+        self.raw_transactions_batch(&asks)
+            .await?
+            .into_iter()
+            .map(|result| match result {
+                Ok(raw) => Ok(Some(raw)),
+                Err(Error::NodeNotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    async fn raw_transactions_batch(
+        &self,
+        asks: &[(Hash256, Option<Hash256>)],
+    ) -> Result<Vec<Result<Vec<u8>, Error>>, Error> {
+        let calls: Vec<RpcCall> = asks
+            .iter()
+            .map(|(txid, block)| match block {
+                Some(block) => RpcCall::new("getrawtransaction", json!([txid, false, block])),
+                None => RpcCall::new("getrawtransaction", json!([txid, false])),
+            })
+            .collect();
+        Ok(self
+            .batch::<String>(&calls)
+            .await?
+            .into_iter()
+            .map(|tx_hex| decode_hex("getrawtransaction", &tx_hex?))
+            .collect())
+    }
+
     /// Txids of all mempool transactions (`getrawmempool false`).
     pub async fn get_raw_mempool(&self) -> Result<Vec<Hash256>, Error> {
         self.call("getrawmempool", json!([false])).await

@@ -5,7 +5,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use rot_proto::coin::{CoinProfile, Coins};
 use rot_proto::identity::Identity;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::api::{AppState, app};
 use crate::backend::Backend;
-use crate::heartbeat::{self, Sequence};
 use crate::config::{BackendConfig, Config, RpcAuth};
+use crate::heartbeat::{self, Sequence};
 use crate::native::NativeBackend;
 use crate::rpc::{NodeAuth, NodeRpc};
 use crate::store::Store;
@@ -45,28 +44,23 @@ impl Running {
     }
 }
 
-/// Finds the coin profile the configuration names.
-pub fn coin_profile(config: &Config) -> Result<CoinProfile, Error> {
-    let mut coins = Coins::builtin();
-    if let Some(path) = &config.coin_file {
-        coins.load_file(path)?;
-    }
-    coins
-        .get(&config.coin, config.network)
-        .cloned()
-        .ok_or_else(|| Error::Config(format!("ROT_COIN_TIKKER: no coin profile for {} {}", config.coin, config.network)))
-}
-
 /// Starts a server on `listener`; everything stops when `shutdown` is cancelled.
-pub async fn start(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<Running, Error> {
-    let profile = coin_profile(&config)?;
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<Running, Error> {
+    let profile = config.profile.clone();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::Config(format!("ROT_DATA_DIR {}: {e}", config.data_dir.display())))?;
     let identity = Identity::load_or_generate(&config.data_dir.join("identity.key"))?;
     tracing::info!(server_key = %identity.public_key(), coin = %profile.id(), "identity loaded");
 
     let auth = match &config.rpc_auth {
-        RpcAuth::UserPassword { user, password } => NodeAuth::UserPassword { user: user.clone(), password: password.clone() },
+        RpcAuth::UserPassword { user, password } => NodeAuth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
         RpcAuth::CookieFile(path) => NodeAuth::CookieFile(path.clone()),
     };
     let rpc = NodeRpc::new(&config.rpc_url, auth)?;
@@ -81,24 +75,47 @@ pub async fn start(config: Config, listener: TcpListener, shutdown: Cancellation
                     config.rpc_url, info.chain, profile.ticker, profile.network
                 )));
             }
-            let store = Store::open(&config.data_dir.join("index"), &profile.id(), STORE_CACHE_BYTES)?;
-            let (backend, task) =
-                NativeBackend::start(store, rpc, profile.rules, config.reorg_limit, shutdown.clone())?;
+            let store = Store::open(
+                &config.data_dir.join("index"),
+                &profile.id(),
+                STORE_CACHE_BYTES,
+            )?;
+            let (backend, task) = NativeBackend::start(
+                store,
+                rpc,
+                profile.rules,
+                config.reorg_limit,
+                shutdown.clone(),
+            )?;
             tasks.push(task);
             Arc::new(backend)
         }
         BackendConfig::Electrum { url } => {
-            return Err(Error::Config(format!("ROT_BACKEND=electrum ({url}) is not available in this build yet")));
+            return Err(Error::Config(format!(
+                "ROT_BACKEND=electrum ({url}) is not available in this build yet"
+            )));
         }
     };
 
     let standings = Arc::new(RwLock::new(Vec::new()));
-    let addr = listener.local_addr().map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("listener: {e}")))?;
     let public_url = config.public_url.clone().unwrap_or_else(|| {
-        let host = if addr.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { addr.ip() };
+        let host = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
         format!("http://{}", std::net::SocketAddr::new(host, addr.port()))
     });
-    let state = AppState::new(backend, profile, identity, Some(public_url.clone()), standings);
+    let state = AppState::new(
+        backend,
+        profile,
+        identity,
+        Some(public_url.clone()),
+        standings,
+    );
     if !config.proxies.is_empty() {
         if config.public_url.is_none() {
             tracing::warn!(%public_url, "ROT_PUBLIC_URL not set; proxies are told to call back the listen address");
@@ -116,7 +133,9 @@ pub async fn start(config: Config, listener: TcpListener, shutdown: Cancellation
     let router = app(state.clone(), config.request_timeout);
     let serve_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(serve_shutdown.cancelled_owned()).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "API server failed");
         }
@@ -126,12 +145,11 @@ pub async fn start(config: Config, listener: TcpListener, shutdown: Cancellation
 }
 
 /// Runs a server until `shutdown` is cancelled, then waits for its tasks to finish.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     start(config, listener, shutdown).await?.join().await;
     Ok(())
-}
-
-/// The coin node's standard RPC port for a coin and network, from the built-in profiles.
-pub fn default_rpc_port(ticker: &str, network: rot_proto::Network) -> Option<u16> {
-    Coins::builtin().get(ticker, network).and_then(|p| p.rpc_port)
 }

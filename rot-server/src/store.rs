@@ -93,7 +93,10 @@ impl OutPoint {
     }
 
     fn from_key(key: &[u8]) -> Option<Self> {
-        Some(Self { txid: hash_at(key, 0)?, vout: u32_at(key, 32)? })
+        Some(Self {
+            txid: hash_at(key, 0)?,
+            vout: u32_at(key, 32)?,
+        })
     }
 }
 
@@ -164,7 +167,12 @@ impl BlockRecord {
 
     /// The header's timestamp.
     pub fn time(&self) -> u32 {
-        u32::from_le_bytes([self.header[68], self.header[69], self.header[70], self.header[71]])
+        u32::from_le_bytes([
+            self.header[68],
+            self.header[69],
+            self.header[70],
+            self.header[71],
+        ])
     }
 }
 
@@ -237,9 +245,15 @@ fn corrupt(what: &str) -> Error {
 
 fn encode_stats(s: &ScriptStats) -> [u8; 40] {
     let mut v = [0u8; 40];
-    for (i, n) in [s.funded_txo_count, s.funded_txo_sum, s.spent_txo_count, s.spent_txo_sum, s.tx_count]
-        .into_iter()
-        .enumerate()
+    for (i, n) in [
+        s.funded_txo_count,
+        s.funded_txo_sum,
+        s.spent_txo_count,
+        s.spent_txo_sum,
+        s.tx_count,
+    ]
+    .into_iter()
+    .enumerate()
     {
         v[i * 8..i * 8 + 8].copy_from_slice(&n.to_be_bytes());
     }
@@ -265,7 +279,11 @@ fn encode_output(o: &StoredOutput) -> [u8; 44] {
 }
 
 fn decode_output(v: &[u8]) -> Option<StoredOutput> {
-    Some(StoredOutput { script: script_at(v, 0)?, value: u64_at(v, 32)?, height: u32_at(v, 40)? })
+    Some(StoredOutput {
+        script: script_at(v, 0)?,
+        value: u64_at(v, 32)?,
+        height: u32_at(v, 40)?,
+    })
 }
 
 fn script_utxo_key(script: &[u8; 32], outpoint: &OutPoint) -> [u8; 68] {
@@ -347,7 +365,8 @@ impl Undo {
         }
         for _ in 0..c.count(72)? {
             let item = c.take(72)?;
-            undo.stats.push((script_at(item, 0)?, decode_stats(&item[32..])?));
+            undo.stats
+                .push((script_at(item, 0)?, decode_stats(&item[32..])?));
         }
         (c.1 == v.len()).then_some(undo)
     }
@@ -368,6 +387,9 @@ fn sub_stats(a: &mut ScriptStats, b: &ScriptStats) {
     a.spent_txo_sum = a.spent_txo_sum.saturating_sub(b.spent_txo_sum);
     a.tx_count = a.tx_count.saturating_sub(b.tx_count);
 }
+
+/// Key-value rows of one table, as [`Store::dump`] returns them.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The sled-backed index. Cheap to clone; one indexer writes, any number of readers read.
 #[derive(Debug, Clone)]
@@ -400,7 +422,10 @@ impl Store {
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(200))
             .open()?;
-        let mut trees = TABLES.iter().map(|name| db.open_tree(name)).collect::<Result<Vec<_>, _>>()?;
+        let mut trees = TABLES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()?;
         let meta = db.open_tree(META)?;
         match (meta.get(KEY_SCHEMA)?, meta.get(KEY_COIN)?) {
             (None, _) => {
@@ -439,7 +464,12 @@ impl Store {
     pub fn tip(&self) -> Result<Option<Tip>, Error> {
         self.tree(T_META)
             .get(KEY_TIP)?
-            .map(|v| Ok(Tip { height: u32_at(&v, 0).ok_or_else(|| corrupt("tip"))?, hash: hash_at(&v, 4).ok_or_else(|| corrupt("tip"))? }))
+            .map(|v| {
+                Ok(Tip {
+                    height: u32_at(&v, 0).ok_or_else(|| corrupt("tip"))?,
+                    hash: hash_at(&v, 4).ok_or_else(|| corrupt("tip"))?,
+                })
+            })
             .transpose()
     }
 
@@ -461,7 +491,10 @@ impl Store {
 
     /// Txids of the best-chain block at `height`.
     pub fn block_txids(&self, height: u32) -> Result<Vec<Hash256>, Error> {
-        let v = self.tree(T_BLOCK_TXIDS).get(height.to_be_bytes())?.unwrap_or_default();
+        let v = self
+            .tree(T_BLOCK_TXIDS)
+            .get(height.to_be_bytes())?
+            .unwrap_or_default();
         Ok(v.chunks_exact(32).filter_map(|c| hash_at(c, 0)).collect())
     }
 
@@ -528,7 +561,10 @@ impl Store {
             .map(|item| {
                 let (k, v) = item?;
                 let height = u32_at(&k, 32).ok_or_else(|| corrupt("history key"))?;
-                Ok((height, hash_at(&v, 0).ok_or_else(|| corrupt("history value"))?))
+                Ok((
+                    height,
+                    hash_at(&v, 0).ok_or_else(|| corrupt("history value"))?,
+                ))
             })
             .collect()
     }
@@ -539,7 +575,8 @@ impl Store {
             .scan_prefix(script)
             .map(|item| {
                 let (k, v) = item?;
-                let outpoint = OutPoint::from_key(&k[32..]).ok_or_else(|| corrupt("script utxo"))?;
+                let outpoint =
+                    OutPoint::from_key(&k[32..]).ok_or_else(|| corrupt("script utxo"))?;
                 let value = u64_at(&v, 0).ok_or_else(|| corrupt("script utxo"))?;
                 let height = u32_at(&v, 8).ok_or_else(|| corrupt("script utxo"))?;
                 Ok((outpoint, value, height))
@@ -550,10 +587,15 @@ impl Store {
     /// Applies `blocks` (consecutive, the first on top of the current tip) in one atomic
     /// transaction. Undo data is written for blocks at or above `undo_from`, and dropped for
     /// the block `reorg_limit` below each applied one.
-    pub fn apply_blocks(&self, blocks: &[IndexedBlock], undo_from: u32, reorg_limit: u32) -> Result<(), Error> {
+    pub fn apply_blocks(
+        &self,
+        blocks: &[IndexedBlock],
+        undo_from: u32,
+        reorg_limit: u32,
+    ) -> Result<(), Error> {
         let mut pending = Pending::default();
-        let mut expected = self.tip()?.map_or(0, |t| t.height + 1);
-        for block in blocks {
+        let first = self.tip()?.map_or(0, |t| t.height + 1);
+        for (expected, block) in (first..).zip(blocks) {
             if block.height != expected {
                 return Err(Error::Index(format!(
                     "block {} at height {} does not extend the index (expected height {expected})",
@@ -564,12 +606,15 @@ impl Store {
             if let Some(old) = block.height.checked_sub(reorg_limit) {
                 pending.batches[T_UNDO].remove(&old.to_be_bytes()[..]);
             }
-            expected += 1;
         }
         self.commit(pending)
     }
 
-    fn lookup_output(&self, pending: &mut Pending, outpoint: &OutPoint) -> Result<Option<(StoredOutput, bool)>, Error> {
+    fn lookup_output(
+        &self,
+        pending: &mut Pending,
+        outpoint: &OutPoint,
+    ) -> Result<Option<(StoredOutput, bool)>, Error> {
         if let Some(out) = pending.created.remove(outpoint) {
             return Ok(Some((out, true)));
         }
@@ -579,7 +624,11 @@ impl Store {
         Ok(self.unspent(outpoint)?.map(|out| (out, false)))
     }
 
-    fn stats_entry<'a>(&self, pending: &'a mut Pending, script: &[u8; 32]) -> Result<&'a mut ScriptStats, Error> {
+    fn stats_entry<'a>(
+        &self,
+        pending: &'a mut Pending,
+        script: &[u8; 32],
+    ) -> Result<&'a mut ScriptStats, Error> {
         if !pending.stats.contains_key(script) {
             let stored = self.stats(script)?;
             pending.stats.insert(*script, stored);
@@ -587,7 +636,12 @@ impl Store {
         Ok(pending.stats.get_mut(script).expect("inserted above"))
     }
 
-    fn stage_block(&self, pending: &mut Pending, block: &IndexedBlock, keep_undo: bool) -> Result<(), Error> {
+    fn stage_block(
+        &self,
+        pending: &mut Pending,
+        block: &IndexedBlock,
+        keep_undo: bool,
+    ) -> Result<(), Error> {
         let h = block.height;
         let height_key = h.to_be_bytes();
         let mut undo = Undo::default();
@@ -616,7 +670,8 @@ impl Store {
                     pending.spent.insert(*outpoint);
                 }
                 pending.batches[T_UNSPENT].remove(&op_key[..]);
-                pending.batches[T_SCRIPT_UTXOS].remove(&script_utxo_key(&prev.script, outpoint)[..]);
+                pending.batches[T_SCRIPT_UTXOS]
+                    .remove(&script_utxo_key(&prev.script, outpoint)[..]);
                 if prev.height < h {
                     undo.restored.push((*outpoint, prev));
                 }
@@ -633,15 +688,23 @@ impl Store {
             }
 
             for (vout, (script, value)) in tx.outputs.iter().enumerate() {
-                let outpoint = OutPoint { txid: tx.txid, vout: vout as u32 };
-                let out = StoredOutput { script: *script, value: *value, height: h };
+                let outpoint = OutPoint {
+                    txid: tx.txid,
+                    vout: vout as u32,
+                };
+                let out = StoredOutput {
+                    script: *script,
+                    value: *value,
+                    height: h,
+                };
                 pending.created.insert(outpoint, out);
                 created_here.push((outpoint, *script));
                 pending.batches[T_UNSPENT].insert(&outpoint.key()[..], &encode_output(&out)[..]);
                 let mut utxo = [0u8; 12];
                 utxo[..8].copy_from_slice(&value.to_be_bytes());
                 utxo[8..].copy_from_slice(&height_key);
-                pending.batches[T_SCRIPT_UTXOS].insert(&script_utxo_key(script, &outpoint)[..], &utxo[..]);
+                pending.batches[T_SCRIPT_UTXOS]
+                    .insert(&script_utxo_key(script, &outpoint)[..], &utxo[..]);
                 let d = deltas.entry(*script).or_default();
                 d.funded_txo_count += 1;
                 d.funded_txo_sum += value;
@@ -652,7 +715,8 @@ impl Store {
             touched.dedup();
             for script in touched {
                 deltas.entry(script).or_default().tx_count += 1;
-                pending.batches[T_HISTORY].insert(&history_key(&script, h, pos)[..], tx.txid.as_bytes());
+                pending.batches[T_HISTORY]
+                    .insert(&history_key(&script, h, pos)[..], tx.txid.as_bytes());
                 undo.history.push((script, pos));
             }
         }
@@ -662,7 +726,10 @@ impl Store {
             add_stats(stats, delta);
         }
         undo.stats = deltas.into_iter().collect();
-        undo.created = created_here.into_iter().filter(|(op, _)| pending.created.contains_key(op)).collect();
+        undo.created = created_here
+            .into_iter()
+            .filter(|(op, _)| pending.created.contains_key(op))
+            .collect();
 
         let record = BlockRecord {
             hash: block.hash,
@@ -677,20 +744,27 @@ impl Store {
         if keep_undo {
             pending.batches[T_UNDO].insert(&height_key[..], undo.encode());
         }
-        pending.tip = Some(Tip { height: h, hash: block.hash });
+        pending.tip = Some(Tip {
+            height: h,
+            hash: block.hash,
+        });
         Ok(())
     }
 
     /// Undoes the tip block, from its undo data. Fails when no undo data is kept for it
     /// (a reorganisation deeper than the configured limit).
     pub fn undo_tip(&self) -> Result<Option<Tip>, Error> {
-        let tip = self.tip()?.ok_or_else(|| Error::Index("nothing to undo: the index is empty".into()))?;
+        let tip = self
+            .tip()?
+            .ok_or_else(|| Error::Index("nothing to undo: the index is empty".into()))?;
         let h = tip.height;
         let height_key = h.to_be_bytes();
-        let undo = self
-            .tree(T_UNDO)
-            .get(height_key)?
-            .ok_or_else(|| Error::Index(format!("no undo data for block {} at height {h}: reorg deeper than the limit", tip.hash)))?;
+        let undo = self.tree(T_UNDO).get(height_key)?.ok_or_else(|| {
+            Error::Index(format!(
+                "no undo data for block {} at height {h}: reorg deeper than the limit",
+                tip.hash
+            ))
+        })?;
         let undo = Undo::decode(&undo).ok_or_else(|| corrupt("undo record"))?;
         let mut pending = Pending::default();
         let b = &mut pending.batches;
@@ -732,8 +806,13 @@ impl Store {
         b[T_UNDO].remove(&height_key[..]);
         let new_tip = match h.checked_sub(1) {
             Some(prev) => {
-                let record = self.block_at(prev)?.ok_or_else(|| corrupt("block below tip"))?;
-                Some(Tip { height: prev, hash: record.hash })
+                let record = self
+                    .block_at(prev)?
+                    .ok_or_else(|| corrupt("block below tip"))?;
+                Some(Tip {
+                    height: prev,
+                    hash: record.hash,
+                })
             }
             None => {
                 b[T_META].remove(KEY_TIP);
@@ -774,7 +853,7 @@ impl Store {
     }
 
     /// Every key and value of every table, for tests that compare two indexes.
-    pub fn dump(&self) -> Result<BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>, Error> {
+    pub fn dump(&self) -> Result<BTreeMap<&'static str, Rows>, Error> {
         let mut out = BTreeMap::new();
         for (name, tree) in TABLES.iter().zip(&self.trees) {
             let rows = tree
@@ -802,13 +881,23 @@ mod tests {
     fn block(height: u32, txs: Vec<IndexedTx>) -> IndexedBlock {
         let mut header = [0u8; 80];
         header[68..72].copy_from_slice(&(1_600_000_000 + height).to_le_bytes());
-        IndexedBlock { height, hash: h(200 + height as u8), header, size: 300, weight: 1200, txs }
+        IndexedBlock {
+            height,
+            hash: h(200 + height as u8),
+            header,
+            size: 300,
+            weight: 1200,
+            txs,
+        }
     }
 
     fn tx(id: u8, inputs: &[(u8, u32)], outputs: &[(u8, u64)]) -> IndexedTx {
         IndexedTx {
             txid: h(id),
-            inputs: inputs.iter().map(|&(t, vout)| OutPoint { txid: h(t), vout }).collect(),
+            inputs: inputs
+                .iter()
+                .map(|&(t, vout)| OutPoint { txid: h(t), vout })
+                .collect(),
             outputs: outputs.iter().map(|&(s, v)| (script(s), v)).collect(),
         }
     }
@@ -818,8 +907,18 @@ mod tests {
     fn chain() -> Vec<IndexedBlock> {
         vec![
             block(0, vec![tx(1, &[], &[(0xA, 50), (0xA, 25)])]),
-            block(1, vec![tx(10, &[], &[(0xA, 50)]), tx(2, &[(1, 0)], &[(0xB, 30), (0xC, 20)]), tx(3, &[(2, 0)], &[(0xB, 29)])]),
-            block(2, vec![tx(11, &[], &[(0xD, 50)]), tx(4, &[(1, 1)], &[(0xC, 24)])]),
+            block(
+                1,
+                vec![
+                    tx(10, &[], &[(0xA, 50)]),
+                    tx(2, &[(1, 0)], &[(0xB, 30), (0xC, 20)]),
+                    tx(3, &[(2, 0)], &[(0xB, 29)]),
+                ],
+            ),
+            block(
+                2,
+                vec![tx(11, &[], &[(0xD, 50)]), tx(4, &[(1, 1)], &[(0xC, 24)])],
+            ),
         ]
     }
 
@@ -832,25 +931,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
         store.apply_blocks(&chain(), 0, 10).unwrap();
-        assert_eq!(store.tip().unwrap(), Some(Tip { height: 2, hash: h(202) }));
+        assert_eq!(
+            store.tip().unwrap(),
+            Some(Tip {
+                height: 2,
+                hash: h(202)
+            })
+        );
 
         let b = store.stats(&script(0xB)).unwrap();
-        assert_eq!((b.funded_txo_count, b.funded_txo_sum, b.spent_txo_count, b.spent_txo_sum, b.tx_count), (2, 59, 1, 30, 2));
+        assert_eq!(
+            (
+                b.funded_txo_count,
+                b.funded_txo_sum,
+                b.spent_txo_count,
+                b.spent_txo_sum,
+                b.tx_count
+            ),
+            (2, 59, 1, 30, 2)
+        );
         let a = store.stats(&script(0xA)).unwrap();
-        assert_eq!((a.funded_txo_count, a.funded_txo_sum, a.spent_txo_count, a.spent_txo_sum, a.tx_count), (3, 125, 2, 75, 4));
+        assert_eq!(
+            (
+                a.funded_txo_count,
+                a.funded_txo_sum,
+                a.spent_txo_count,
+                a.spent_txo_sum,
+                a.tx_count
+            ),
+            (3, 125, 2, 75, 4)
+        );
 
         let utxos = store.script_utxos(&script(0xB)).unwrap();
-        assert_eq!(utxos, vec![(OutPoint { txid: h(3), vout: 0 }, 29, 1)]);
-        assert!(store.unspent(&OutPoint { txid: h(1), vout: 0 }).unwrap().is_none());
+        assert_eq!(
+            utxos,
+            vec![(
+                OutPoint {
+                    txid: h(3),
+                    vout: 0
+                },
+                29,
+                1
+            )]
+        );
+        assert!(
+            store
+                .unspent(&OutPoint {
+                    txid: h(1),
+                    vout: 0
+                })
+                .unwrap()
+                .is_none()
+        );
 
         let history = store.history(&script(0xA), None, 10).unwrap();
         assert_eq!(history, vec![(2, h(4)), (1, h(2)), (1, h(10)), (0, h(1))]);
-        let page = store.history(&script(0xA), Some(TxPosition { height: 1, pos: 1 }), 10).unwrap();
+        let page = store
+            .history(&script(0xA), Some(TxPosition { height: 1, pos: 1 }), 10)
+            .unwrap();
         assert_eq!(page, vec![(1, h(10)), (0, h(1))]);
 
-        let spend = store.spend(&OutPoint { txid: h(2), vout: 0 }).unwrap().unwrap();
+        let spend = store
+            .spend(&OutPoint {
+                txid: h(2),
+                vout: 0,
+            })
+            .unwrap()
+            .unwrap();
         assert_eq!((spend.txid, spend.vin, spend.height), (h(3), 0, 1));
-        assert_eq!(store.tx_position(&h(3)).unwrap(), Some(TxPosition { height: 1, pos: 2 }));
+        assert_eq!(
+            store.tx_position(&h(3)).unwrap(),
+            Some(TxPosition { height: 1, pos: 2 })
+        );
         assert_eq!(store.block_txids(1).unwrap(), vec![h(10), h(2), h(3)]);
         assert_eq!(store.block_at(2).unwrap().unwrap().time(), 1_600_000_002);
         assert_eq!(store.height_of(&h(201)).unwrap(), Some(1));
@@ -873,8 +1025,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let full = open(&dir, "full");
         full.apply_blocks(&chain(), 0, 10).unwrap();
-        assert_eq!(full.undo_tip().unwrap(), Some(Tip { height: 1, hash: h(201) }));
-        assert_eq!(full.undo_tip().unwrap(), Some(Tip { height: 0, hash: h(200) }));
+        assert_eq!(
+            full.undo_tip().unwrap(),
+            Some(Tip {
+                height: 1,
+                hash: h(201)
+            })
+        );
+        assert_eq!(
+            full.undo_tip().unwrap(),
+            Some(Tip {
+                height: 0,
+                hash: h(200)
+            })
+        );
 
         let short = open(&dir, "short");
         short.apply_blocks(&chain()[..1], 0, 10).unwrap();
@@ -910,18 +1074,48 @@ mod tests {
     fn refuses_an_index_of_another_coin() {
         let dir = tempfile::tempdir().unwrap();
         drop(open(&dir, "a"));
-        let err = Store::open(&dir.path().join("a"), "btc", 1 << 20).unwrap_err().to_string();
+        let err = Store::open(&dir.path().join("a"), "btc", 1 << 20)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("belongs to coin"), "{err}");
     }
 
     #[test]
     fn undo_record_round_trips_and_rejects_truncation() {
         let undo = Undo {
-            restored: vec![(OutPoint { txid: h(1), vout: 2 }, StoredOutput { script: script(3), value: 4, height: 5 })],
-            created: vec![(OutPoint { txid: h(6), vout: 7 }, script(8))],
-            spent: vec![OutPoint { txid: h(9), vout: 1 }],
+            restored: vec![(
+                OutPoint {
+                    txid: h(1),
+                    vout: 2,
+                },
+                StoredOutput {
+                    script: script(3),
+                    value: 4,
+                    height: 5,
+                },
+            )],
+            created: vec![(
+                OutPoint {
+                    txid: h(6),
+                    vout: 7,
+                },
+                script(8),
+            )],
+            spent: vec![OutPoint {
+                txid: h(9),
+                vout: 1,
+            }],
             history: vec![(script(2), 3)],
-            stats: vec![(script(4), ScriptStats { funded_txo_count: 1, funded_txo_sum: 2, spent_txo_count: 3, spent_txo_sum: 4, tx_count: 5 })],
+            stats: vec![(
+                script(4),
+                ScriptStats {
+                    funded_txo_count: 1,
+                    funded_txo_sum: 2,
+                    spent_txo_count: 3,
+                    spent_txo_sum: 4,
+                    tx_count: 5,
+                },
+            )],
         };
         let bytes = undo.encode();
         assert_eq!(Undo::decode(&bytes), Some(undo));

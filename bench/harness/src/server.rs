@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rot_server::config::Config;
-use rot_server::server::{Running, default_rpc_port, start};
+use rot_server::server::{Running, start};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Litecoind};
@@ -47,11 +47,18 @@ impl RotServer {
 
     /// Starts a server over `node`, in `data_dir` (fresh temp dir when `None`), with `extra`
     /// settings (environment names) on top of the defaults.
-    pub async fn start_with(node: &Litecoind, data_dir: Option<PathBuf>, extra: &[(&str, &str)]) -> Result<Self, Error> {
+    pub async fn start_with(
+        node: &Litecoind,
+        data_dir: Option<PathBuf>,
+        extra: &[(&str, &str)],
+    ) -> Result<Self, Error> {
         let (data_dir, owned) = match data_dir {
             Some(dir) => (dir, None),
             None => {
-                let dir = tempfile::tempdir().map_err(|e| Error::Io { what: "creating a temp dir".into(), source: e })?;
+                let dir = tempfile::tempdir().map_err(|e| Error::Io {
+                    what: "creating a temp dir".into(),
+                    source: e,
+                })?;
                 (dir.path().to_owned(), Some(dir))
             }
         };
@@ -59,11 +66,22 @@ impl RotServer {
         for (k, v) in extra {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_map(&map, default_rpc_port)?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| Error::Io { what: "binding the API listener".into(), source: e })?;
+        let config = Config::from_map(&map)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Io {
+                what: "binding the API listener".into(),
+                source: e,
+            })?;
         let shutdown = CancellationToken::new();
         let running = start(config, listener, shutdown.clone()).await?;
-        Ok(Self { url: format!("http://{}", running.addr), data_dir, running: Some(running), shutdown, _owned_dir: owned })
+        Ok(Self {
+            url: format!("http://{}", running.addr),
+            data_dir,
+            running: Some(running),
+            shutdown,
+            _owned_dir: owned,
+        })
     }
 
     /// Waits until the server's tip is `height` (bounded by `timeout`).
@@ -72,7 +90,14 @@ impl RotServer {
         let started = tokio::time::Instant::now();
         loop {
             let seen = async {
-                let text = http.get(format!("{}/blocks/tip/height", self.url)).send().await.ok()?.text().await.ok()?;
+                let text = http
+                    .get(format!("{}/blocks/tip/height", self.url))
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
                 text.trim().parse::<u32>().ok()
             }
             .await;
