@@ -848,7 +848,12 @@ impl Store {
 
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
+        // sled's own flush_async can wait forever when nothing is dirty; flush on the
+        // blocking pool instead.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::Index(format!("flush task failed: {e}")))??;
         Ok(())
     }
 

@@ -47,6 +47,7 @@ pub struct LitecoindBuilder {
     user_password: Option<(String, String)>,
     extra_args: Vec<String>,
     startup_timeout: Duration,
+    kept_datadir: Option<PathBuf>,
 }
 
 impl Default for LitecoindBuilder {
@@ -57,6 +58,7 @@ impl Default for LitecoindBuilder {
             user_password: None,
             extra_args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            kept_datadir: None,
         }
     }
 }
@@ -86,6 +88,13 @@ impl LitecoindBuilder {
         self
     }
 
+    /// Runs the node in `dir` (created if missing) and keeps it afterwards, so a chain built
+    /// once is reused by the next start (the demo ring, cached benchmark chains).
+    pub fn datadir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kept_datadir = Some(dir.into());
+        self
+    }
+
     /// Bounds how long start and restart wait for the RPC server.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
@@ -96,13 +105,24 @@ impl LitecoindBuilder {
     /// answers.
     pub async fn start(self) -> Result<Litecoind, Error> {
         let binary = find_binary(self.binary.clone())?;
-        let datadir = tempfile::Builder::new()
-            .prefix("rot-litecoind-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                what: "creating the node's data dir".to_owned(),
-                source,
-            })?;
+        let datadir = match &self.kept_datadir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    what: format!("creating the node's data dir {}", dir.display()),
+                    source,
+                })?;
+                DataDir::Kept(dir.clone())
+            }
+            None => DataDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("rot-litecoind-")
+                    .tempdir()
+                    .map_err(|source| Error::Io {
+                        what: "creating the node's data dir".to_owned(),
+                        source,
+                    })?,
+            ),
+        };
         let mut attempt = 1;
         let mut node = Litecoind::new(binary, self, datadir)?;
         loop {
@@ -130,7 +150,23 @@ pub struct Litecoind {
     p2p_port: u16,
     rpc: NodeRpc,
     /// Dropped last, after the process is gone.
-    datadir: TempDir,
+    datadir: DataDir,
+}
+
+/// A node's data directory: removed with the node, or kept for the next start.
+#[derive(Debug)]
+enum DataDir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Kept(dir) => dir,
+        }
+    }
 }
 
 /// The part of `getpeerinfo` needed to recognise the link between two test nodes.
@@ -156,7 +192,7 @@ impl Litecoind {
         LitecoindBuilder::default()
     }
 
-    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: TempDir) -> Result<Self, Error> {
+    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: DataDir) -> Result<Self, Error> {
         let rpc_port = free_port()?;
         let rpc = client(&rpc_url(rpc_port), auth_of(&options, datadir.path()))?;
         Ok(Self {
@@ -239,6 +275,17 @@ impl Litecoind {
             .await?;
         let url = format!("{}wallet/{name}", self.rpc_url());
         Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?))
+    }
+
+    /// The wallet `name`: created on first use, and found again (loaded at startup, as
+    /// [`Litecoind::create_wallet`] asks) when the data dir is reused.
+    pub async fn open_wallet(&self, name: &str) -> Result<Wallet, Error> {
+        let loaded: Vec<String> = self.rpc.call("listwallets", json!([])).await?;
+        if loaded.iter().any(|w| w == name) {
+            let url = format!("{}wallet/{name}", self.rpc_url());
+            return Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?));
+        }
+        self.create_wallet(name).await
     }
 
     /// Mines `blocks` blocks paying to `address`; returns their hashes.
@@ -357,7 +404,7 @@ impl Litecoind {
     }
 
     /// Asks the node to shut down and waits (bounded) for it to exit.
-    async fn stop(&mut self) -> Result<(), Error> {
+    pub async fn stop(&mut self) -> Result<(), Error> {
         if self.process.is_none() {
             return Ok(());
         }
