@@ -2,11 +2,15 @@
 //! tests and benchmarks, so they exercise the node's actual RPC, P2P and crash behaviour
 //! instead of mocks. Dev-only; never published.
 
+mod electrum_client;
+mod electrumx;
 mod error;
 mod litecoind;
 mod server;
 mod wallet;
 
+pub use electrum_client::ElectrumClient;
+pub use electrumx::{ElectrumX, ElectrumXBuilder};
 pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder};
 pub use server::RotServer;

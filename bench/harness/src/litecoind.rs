@@ -238,9 +238,7 @@ impl Litecoind {
 
     /// The last `lines` lines of the node's log, for diagnosing failures.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        read_tail(&self.log_path(), lines)
     }
 
     /// The process id while the node runs.
@@ -577,9 +575,16 @@ fn rpc_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
+/// The last `lines` lines of a log file (empty when unreadable).
+pub(crate) fn read_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A loopback port nobody listens on right now (the OS picks it; another process could take
 /// it before the node binds, which fresh starts retry).
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
         what: "finding a free loopback port".to_owned(),
         source,
