@@ -8,14 +8,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use rot_proto::hash::sha256;
 use rot_proto::tx::Transaction;
 use rot_proto::{ChainRules, Hash256};
 
 use crate::Error;
 use crate::backend::ScriptStats;
 use crate::rpc::NodeRpc;
-use crate::store::{OutPoint, Store};
+use crate::store::{IndexedOutput, OutPoint, Store};
 
 /// New mempool transactions fetched per RPC batch.
 const FETCH_BATCH: usize = 500;
@@ -38,7 +37,7 @@ struct Entry {
     inputs: Vec<OutPoint>,
     /// Resolved prevouts (inputs of unknown outputs are skipped).
     prevouts: Vec<Prevout>,
-    outputs: Vec<([u8; 32], u64)>,
+    outputs: Vec<IndexedOutput>,
 }
 
 impl Entry {
@@ -56,7 +55,7 @@ impl Entry {
         let outputs = tx
             .outputs()
             .iter()
-            .map(|o| (sha256(o.script_pubkey), o.value))
+            .map(|o| IndexedOutput::new(o.script_pubkey, o.value))
             .collect();
         Ok(Self {
             raw: Arc::new(raw),
@@ -137,9 +136,9 @@ impl Mempool {
         for (vin, outpoint) in entry.inputs.iter().enumerate() {
             self.spends.insert(*outpoint, (txid, vin as u32));
         }
-        for (script, _) in &entry.outputs {
+        for output in &entry.outputs {
             self.by_script
-                .entry(*script)
+                .entry(output.script)
                 .or_default()
                 .insert((entry.seq, txid));
         }
@@ -163,7 +162,7 @@ impl Mempool {
                     Some(parent) => parent
                         .outputs
                         .get(outpoint.vout as usize)
-                        .map(|&(script, value)| (script, value)),
+                        .map(|o| (o.script, o.value)),
                     None => store.unspent(&outpoint)?.map(|o| (o.script, o.value)),
                 };
                 if let Some((script, value)) = found {
@@ -197,7 +196,7 @@ impl Mempool {
         let scripts = entry
             .outputs
             .iter()
-            .map(|(s, _)| *s)
+            .map(|o| o.script)
             .chain(entry.prevouts.iter().map(|p| p.script));
         for script in scripts {
             if let Some(set) = self.by_script.get_mut(&script) {
@@ -245,10 +244,10 @@ impl Mempool {
         for (_, txid) in set {
             let entry = &self.txs[txid];
             stats.tx_count += 1;
-            for (s, value) in &entry.outputs {
-                if s == script {
+            for output in &entry.outputs {
+                if &output.script == script {
                     stats.funded_txo_count += 1;
-                    stats.funded_txo_sum += value;
+                    stats.funded_txo_sum += output.value;
                 }
             }
             for prevout in &entry.prevouts {
@@ -272,14 +271,14 @@ impl Mempool {
                     .outputs
                     .iter()
                     .enumerate()
-                    .filter(|(_, (s, _))| s == script)
-                    .map(|(vout, (_, value))| {
+                    .filter(|(_, o)| o.spendable && &o.script == script)
+                    .map(|(vout, o)| {
                         (
                             OutPoint {
                                 txid: *txid,
                                 vout: vout as u32,
                             },
-                            *value,
+                            o.value,
                         )
                     })
             })

@@ -40,6 +40,15 @@ pub enum Error {
         last_state: String,
     },
 
+    /// A request to a rot-server's API failed or answered unexpectedly.
+    #[error("{what}: {reason}")]
+    Api {
+        /// The request.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The node answered an RPC with an error.
     #[error(transparent)]
     Rpc(#[from] rot_server::Error),

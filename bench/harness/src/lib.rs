@@ -2,12 +2,16 @@
 //! tests and benchmarks, so they exercise the node's actual RPC, P2P and crash behaviour
 //! instead of mocks. Dev-only; never published.
 
+mod api;
+mod chain_view;
 mod error;
 mod litecoind;
 mod server;
 mod wallet;
 
+pub use api::{ApiClient, Reply};
+pub use chain_view::{ChainView, NodeTx, Stats, sat};
 pub use error::Error;
-pub use litecoind::{Litecoind, LitecoindBuilder};
+pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use server::RotServer;
 pub use wallet::{AddressType, Wallet};
