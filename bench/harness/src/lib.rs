@@ -13,5 +13,5 @@ pub use api::{ApiClient, Reply};
 pub use chain_view::{ChainView, NodeTx, Stats, sat};
 pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
-pub use server::RotServer;
+pub use server::{RotServer, settings as rot_server_settings};
 pub use wallet::{AddressType, Wallet};

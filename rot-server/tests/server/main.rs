@@ -5,5 +5,7 @@
 //! own node, so tests run in parallel and a failure points at one behaviour.
 
 mod common;
+mod crash;
 mod esplora;
+mod mweb;
 mod reorg;

@@ -3,31 +3,12 @@
 //! end with exactly the index a fresh server builds of the new chain.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-use rot_harness::{AddressType, ChainView, Litecoind, RotServer};
+use rot_harness::{AddressType, ChainView, RotServer};
 use rot_proto::Hash256;
-use rot_server::store::{Rows, Store};
 use serde_json::{Value, json};
 
 use crate::common::*;
-
-/// Every table of the index in `data_dir`, read after its server stopped.
-pub fn index_dump(data_dir: &Path) -> std::collections::BTreeMap<&'static str, Rows> {
-    let store = Store::open(&data_dir.join("index"), "ltc-regtest", 16 << 20).unwrap();
-    store.dump().unwrap()
-}
-
-/// Indexes the node's chain with a fresh server and returns its index.
-pub async fn fresh_index(node: &Litecoind) -> std::collections::BTreeMap<&'static str, Rows> {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RotServer::start_with(node, Some(dir.path().to_owned()), &[])
-        .await
-        .unwrap();
-    server.wait_synced(node, SYNC).await.unwrap();
-    server.stop().await;
-    index_dump(dir.path())
-}
 
 #[tokio::test]
 async fn a_reorg_is_followed_and_leaves_the_index_a_fresh_server_builds() {
