@@ -416,8 +416,9 @@ impl Directory {
                 });
             }
             if record.url.as_deref() == Some(checked.url.as_str()) {
+                // Overdue but not yet marked stale counts as resuming too: answers left it out.
+                let resumed = self.status_of(&inner, record, now_ms) != ServerStatus::Admitted;
                 let mut record = record.clone();
-                let resumed = record.status != ServerStatus::Admitted;
                 record.take_heartbeat(&checked.beat, now_ms);
                 record.status = ServerStatus::Admitted;
                 self.store.put_server(&record)?;

@@ -214,10 +214,9 @@ impl Error {
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::Timeout => ErrorCode::GatewayTimeout,
-            Self::Banned { .. } | Self::KeyMismatch { .. } | Self::AdminDisabled => {
-                ErrorCode::Forbidden
-            }
+            Self::Banned { .. } | Self::AdminDisabled => ErrorCode::Forbidden,
             Self::CoinChanged { .. }
+            | Self::KeyMismatch { .. }
             | Self::UrlTaken { .. }
             | Self::AdmissionInProgress(_)
             | Self::CoinFull { .. }
