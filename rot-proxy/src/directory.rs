@@ -294,6 +294,77 @@ struct Inner {
     urls: HashMap<String, PublicKey>,
     bans: HashMap<PublicKey, Ban>,
     admitting: HashMap<PublicKey, PendingAdmission>,
+    /// Servers that are not banned, per coin: what the coin cap counts.
+    per_coin: HashMap<String, usize>,
+    /// Servers that are not banned, per coin and address: what the address cap counts.
+    per_addr: HashMap<(String, IpAddr), usize>,
+}
+
+impl Inner {
+    /// Adds (`up`) or removes a record's place in the cap tallies, if it takes one.
+    fn tally(&mut self, record: &ServerRecord, up: bool) {
+        if self.bans.contains_key(&record.server_key) {
+            return;
+        }
+        let adjust = |count: &mut usize| {
+            *count = if up {
+                *count + 1
+            } else {
+                count.saturating_sub(1)
+            }
+        };
+        adjust(self.per_coin.entry(record.coin.clone()).or_default());
+        if let Some(addr) = record.addr {
+            adjust(
+                self.per_addr
+                    .entry((record.coin.clone(), addr))
+                    .or_default(),
+            );
+        }
+    }
+
+    /// Stores `record` in memory (replacing the key's previous one), keeping the tallies.
+    fn put(&mut self, record: ServerRecord) {
+        if let Some(previous) = self.servers.remove(&record.server_key) {
+            self.tally(&previous, false);
+        }
+        self.tally(&record, true);
+        self.servers.insert(record.server_key, record);
+    }
+
+    /// Replaces a record whose coin and address did not change (tallies stay as they are).
+    fn put_same_place(&mut self, record: ServerRecord) {
+        self.servers.insert(record.server_key, record);
+    }
+
+    /// Removes a record from memory, keeping the tallies.
+    fn remove(&mut self, key: &PublicKey) -> Option<ServerRecord> {
+        let record = self.servers.remove(key)?;
+        self.tally(&record, false);
+        Some(record)
+    }
+
+    /// How many servers other than `key` take a place of the coin (and of `addr`, if given).
+    fn others(&self, key: &PublicKey, coin: &str, addr: Option<IpAddr>) -> usize {
+        let own = self
+            .servers
+            .get(key)
+            .filter(|r| r.coin == coin && !self.bans.contains_key(key));
+        match addr {
+            None => {
+                let count = self.per_coin.get(coin).copied().unwrap_or(0);
+                count.saturating_sub(usize::from(own.is_some()))
+            }
+            Some(addr) => {
+                let count = self
+                    .per_addr
+                    .get(&(coin.to_owned(), addr))
+                    .copied()
+                    .unwrap_or(0);
+                count.saturating_sub(usize::from(own.is_some_and(|r| r.addr == Some(addr))))
+            }
+        }
+    }
 }
 
 /// The directory of every coin served. Shared as `Arc<Directory>`.
@@ -320,14 +391,14 @@ impl Directory {
         clock: Clock,
     ) -> Result<Self, Error> {
         let mut inner = Inner::default();
+        for ban in store.bans()? {
+            inner.bans.insert(ban.server_key, ban);
+        }
         for record in store.servers()? {
             if let Some(url) = &record.url {
                 inner.urls.insert(url.clone(), record.server_key);
             }
-            inner.servers.insert(record.server_key, record);
-        }
-        for ban in store.bans()? {
-            inner.bans.insert(ban.server_key, ban);
+            inner.put(record);
         }
         Ok(Self {
             coins: coins.into_iter().map(|p| (p.id(), p)).collect(),
@@ -418,11 +489,13 @@ impl Directory {
             if record.url.as_deref() == Some(checked.url.as_str()) {
                 // Overdue but not yet marked stale counts as resuming too: answers left it out.
                 let resumed = self.status_of(&inner, record, now_ms) != ServerStatus::Admitted;
-                let mut record = record.clone();
-                record.take_heartbeat(&checked.beat, now_ms);
-                record.status = ServerStatus::Admitted;
-                self.store.put_server(&record)?;
-                inner.servers.insert(record.server_key, record);
+                if let Some(record) = inner.servers.get_mut(&checked.key) {
+                    // Updated in place (coin and address unchanged, so the cap tallies stay);
+                    // if the write fails, memory is ahead of the disk, which only refuses more.
+                    record.take_heartbeat(&checked.beat, now_ms);
+                    record.status = ServerStatus::Admitted;
+                    self.store.put_server(record)?;
+                }
                 if resumed {
                     tracing::info!(server_key = %checked.key, coin = %checked.coin, "server resumed heartbeats");
                     self.changed();
@@ -499,7 +572,7 @@ impl Directory {
             tracing::info!(url = %checked.url, old_key = %holder, new_key = %checked.key, "URL taken over from a stale server");
             previous.url = None;
             self.store.put_server(&previous)?;
-            inner.servers.insert(holder, previous);
+            inner.put_same_place(previous);
         }
         if let Some(old_url) = record.url.take() {
             inner.urls.remove(&old_url);
@@ -512,7 +585,7 @@ impl Directory {
         record.observe_latency(admitted.latency_ms);
         self.store.put_server(&record)?;
         inner.urls.insert(checked.url.clone(), checked.key);
-        inner.servers.insert(checked.key, record);
+        inner.put(record);
         self.changed();
         drop(inner);
         drop(ticket);
@@ -548,15 +621,8 @@ impl Directory {
                 });
             }
         }
-        let others = || {
-            inner.servers.values().filter(|r| {
-                r.coin == checked.coin
-                    && r.server_key != checked.key
-                    && !inner.bans.contains_key(&r.server_key)
-            })
-        };
         if !inner.servers.contains_key(&checked.key)
-            && others().count() >= self.policy.max_servers_per_coin
+            && inner.others(&checked.key, &checked.coin, None) >= self.policy.max_servers_per_coin
         {
             return Err(Error::CoinFull {
                 coin: checked.coin.clone(),
@@ -564,7 +630,8 @@ impl Directory {
             });
         }
         if let Some(addr) = addr
-            && others().filter(|r| r.addr == Some(addr)).count() >= self.policy.max_servers_per_addr
+            && inner.others(&checked.key, &checked.coin, Some(addr))
+                >= self.policy.max_servers_per_addr
         {
             return Err(Error::AddressFull {
                 coin: checked.coin.clone(),
@@ -631,6 +698,11 @@ impl Directory {
         };
         let mut inner = self.lock();
         self.store.put_ban(&ban)?;
+        if !inner.bans.contains_key(&key)
+            && let Some(record) = inner.servers.get(&key).cloned()
+        {
+            inner.tally(&record, false);
+        }
         inner.bans.insert(key, ban.clone());
         self.changed();
         tracing::warn!(server_key = %key, reason = %ban.reason, "server key banned");
@@ -647,6 +719,9 @@ impl Directory {
             .ok_or_else(|| Error::NotFound(format!("server key {key} is not banned")))?;
         self.store.remove_ban(key)?;
         inner.bans.remove(key);
+        if let Some(record) = inner.servers.get(key).cloned() {
+            inner.tally(&record, true);
+        }
         self.changed();
         tracing::warn!(server_key = %key, "server key unbanned");
         Ok(ban)
@@ -668,7 +743,7 @@ impl Directory {
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("no server with key {key}")))?;
         self.store.remove_server(key)?;
-        inner.servers.remove(key);
+        inner.remove(key);
         if let Some(url) = &record.url {
             inner.urls.remove(url);
         }
@@ -1153,13 +1228,33 @@ pub(crate) mod tests {
             ),
             Err(Error::CoinFull { cap: 3, .. })
         ));
-        // A banned server no longer takes a place.
-        directory
-            .ban(Identity::from_seed([1; 32]).public_key(), "test")
-            .unwrap();
+        // A banned server no longer takes a place; lifting the ban takes it back.
+        let first = Identity::from_seed([1; 32]).public_key();
+        directory.ban(first, "test").unwrap();
+        directory.unban(&first).unwrap();
+        assert!(matches!(
+            register(
+                &directory,
+                &beat(&fourth, 1, START, "http://s4"),
+                [10, 0, 0, 3]
+            ),
+            Err(Error::CoinFull { .. })
+        ));
+        directory.ban(first, "test").unwrap();
         register(
             &directory,
             &beat(&fourth, 1, START, "http://s4"),
+            [10, 0, 0, 1],
+        )
+        .unwrap();
+        // A forgotten server frees its place too.
+        directory
+            .forget(&Identity::from_seed([2; 32]).public_key())
+            .unwrap();
+        let fifth = Identity::from_seed([5; 32]);
+        register(
+            &directory,
+            &beat(&fifth, 1, START, "http://s5"),
             [10, 0, 0, 1],
         )
         .unwrap();
