@@ -10,7 +10,8 @@
 //!    the load generator leaves the CPU to the proxy); each heartbeat is parsed, verified,
 //!    checked and persisted to sled before its 200;
 //! 3. latency of `GET /v1/coins/ltc-regtest/servers` with every key listed (whole answer
-//!    read), idle and while heartbeats stream in.
+//!    read): `requests` back-to-back while idle, and one every 100 ms while the heartbeats of
+//!    step 2 stream in.
 //!
 //! Usage: `bench_directory [keys=10000] [rounds=5] [connections=16] [depth=8] [requests=500]`
 
@@ -288,6 +289,13 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let s = settings()?;
+    // Quiet unless asked, e.g. RUST_LOG=rot_proxy::directory=debug shows answer rebuilds.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let profile = Coins::builtin()
         .get("LTC", Network::Regtest)
         .ok_or_else(|| anyhow::anyhow!("no LTC regtest profile"))?
@@ -388,8 +396,13 @@ async fn main() -> anyhow::Result<()> {
     let total = bodies.len();
     let cpu_before = cpu_time("/proc/self/stat");
     let load = tokio::spawn(send_all(running.addr, bodies, s.connections, s.depth));
-    // Directory answers while the heartbeats stream in (a quarter of the requests).
-    let (busy, _) = directory_latencies(&http, &directory_url, s.requests / 4).await?;
+    // Directory answers while the heartbeats stream in: one every 100 ms until they are done.
+    let mut busy = Vec::new();
+    while !load.is_finished() {
+        busy.extend(directory_latencies(&http, &directory_url, 1).await?.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    busy.sort();
     let (ok, refused, elapsed) = load.await??;
     let cpu = cpu_time("/proc/self/stat").saturating_sub(cpu_before);
     println!(

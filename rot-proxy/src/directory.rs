@@ -897,6 +897,7 @@ impl Directory {
         }) {
             return Ok(existing);
         }
+        let started = std::time::Instant::now();
         let (generation, mut listed) = {
             let inner = self.lock();
             let generation = self.generation.load(Ordering::SeqCst);
@@ -946,6 +947,7 @@ impl Directory {
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+        tracing::debug!(elapsed = ?started.elapsed(), "directory answers rebuilt");
         Ok(snapshot)
     }
 
