@@ -10,10 +10,12 @@
 //!    the load generator leaves the CPU to the proxy); each heartbeat is parsed, verified,
 //!    checked and persisted to sled before its 200;
 //! 3. latency of `GET /v1/coins/ltc-regtest/servers` with every key listed (whole answer
-//!    read): `requests` back-to-back while idle, and one every 100 ms while the heartbeats of
-//!    step 2 stream in.
+//!    read): `requests` back-to-back with no other load, then one every 20 ms for 5 s while
+//!    heartbeats arrive at a steady `paced` per second (10,000 servers heartbeating every
+//!    30 s send 333/s; the default 1000/s is three times that).
 //!
-//! Usage: `bench_directory [keys=10000] [rounds=5] [connections=16] [depth=8] [requests=500]`
+//! Usage: `bench_directory [keys=10000] [rounds=10] [connections=16] [depth=8] [requests=500]
+//! [paced=1000]`
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -39,15 +41,17 @@ struct Settings {
     connections: usize,
     depth: usize,
     requests: usize,
+    paced: u64,
 }
 
 fn settings() -> anyhow::Result<Settings> {
     let mut settings = Settings {
         keys: 10_000,
-        rounds: 5,
+        rounds: 10,
         connections: 16,
         depth: 8,
         requests: 500,
+        paced: 1000,
     };
     for arg in std::env::args().skip(1) {
         let (name, value) = arg
@@ -59,6 +63,7 @@ fn settings() -> anyhow::Result<Settings> {
             "connections" => settings.connections = value.parse()?,
             "depth" => settings.depth = value.parse()?,
             "requests" => settings.requests = value.parse()?,
+            "paced" => settings.paced = value.parse()?,
             other => anyhow::bail!("unknown setting {other:?}"),
         }
     }
@@ -232,6 +237,52 @@ async fn send_all(
     Ok((ok, refused, started.elapsed()))
 }
 
+/// Sends `requests` at a steady `per_sec` over `connections` connections, one request at a
+/// time on each; returns (accepted, refused).
+async fn send_paced(
+    addr: SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+    per_sec: u64,
+    connections: usize,
+) -> anyhow::Result<(usize, usize)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = tokio::time::Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (requests, next) = (requests.clone(), next.clone());
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (read, mut write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let (mut ok, mut refused) = (0, 0);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = requests.get(i) else {
+                        break;
+                    };
+                    let due = Duration::from_micros(i as u64 * 1_000_000 / per_sec.max(1));
+                    tokio::time::sleep_until(start + due).await;
+                    write.write_all(request).await?;
+                    if read_response(&mut reader).await?.0 == 200 {
+                        ok += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+                anyhow::Ok((ok, refused))
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for worker in workers {
+        let (o, r) = worker.await??;
+        ok += o;
+        refused += r;
+    }
+    Ok((ok, refused))
+}
+
 /// Latencies of `requests` sequential GETs of `url` (whole body read), sorted; and the size.
 async fn directory_latencies(
     http: &reqwest::Client,
@@ -389,21 +440,10 @@ async fn main() -> anyhow::Result<()> {
         "parse + verify of one heartbeat: {:.1} us of CPU",
         verify.as_secs_f64() * 1e6
     );
-    let directory_url = format!("{proxy}/v1/coins/ltc-regtest/servers");
-    let (idle, size) = directory_latencies(&http, &directory_url, s.requests).await?;
-
     let bodies = Arc::new(bodies);
     let total = bodies.len();
     let cpu_before = cpu_time("/proc/self/stat");
-    let load = tokio::spawn(send_all(running.addr, bodies, s.connections, s.depth));
-    // Directory answers while the heartbeats stream in: one every 100 ms until they are done.
-    let mut busy = Vec::new();
-    while !load.is_finished() {
-        busy.extend(directory_latencies(&http, &directory_url, 1).await?.0);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    busy.sort();
-    let (ok, refused, elapsed) = load.await??;
+    let (ok, refused, elapsed) = send_all(running.addr, bodies, s.connections, s.depth).await?;
     let cpu = cpu_time("/proc/self/stat").saturating_sub(cpu_before);
     println!(
         "heartbeats: {ok} accepted, {refused} refused of {total} in {:.2} s = {:.0} heartbeats/s; \
@@ -414,15 +454,43 @@ async fn main() -> anyhow::Result<()> {
         cpu.as_secs_f64() / elapsed.as_secs_f64(),
         ok as f64 / cpu.as_secs_f64().max(1e-9),
     );
+
+    // 3. Directory answers: idle, then under a steady heartbeat load.
+    let directory_url = format!("{proxy}/v1/coins/ltc-regtest/servers");
+    let (idle, size) = directory_latencies(&http, &directory_url, s.requests).await?;
+    let now = unix_now();
+    let paced_count = (s.paced as usize * 5).min(s.keys);
+    let paced: Vec<Vec<u8>> = identities
+        .iter()
+        .zip(&urls)
+        .take(paced_count)
+        .map(|(id, url)| heartbeat(id, &profile, url, 2 + s.rounds, now).map(|b| post_request(&b)))
+        .collect::<anyhow::Result<_>>()?;
+    let load = tokio::spawn(send_paced(
+        running.addr,
+        Arc::new(paced),
+        s.paced,
+        s.connections,
+    ));
+    let mut busy = Vec::new();
+    while !load.is_finished() {
+        busy.extend(directory_latencies(&http, &directory_url, 1).await?.0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    busy.sort();
+    let (paced_ok, paced_refused) = load.await??;
     println!(
-        "GET /v1/coins/ltc-regtest/servers, {} servers listed, {size} bytes: idle p50 {} p99 {} max {} ({} requests); under heartbeat load p50 {} p99 {} ({} requests)",
+        "GET /v1/coins/ltc-regtest/servers, {} servers listed, {size} bytes: idle p50 {} p99 {} max {} ({} requests); \
+         with {} heartbeats/s arriving ({paced_ok} accepted, {paced_refused} refused) p50 {} p99 {} max {} ({} requests)",
         s.keys,
         ms(percentile(&idle, 0.50)),
         ms(percentile(&idle, 0.99)),
         ms(idle.last().copied().unwrap_or_default()),
         idle.len(),
+        s.paced,
         ms(percentile(&busy, 0.50)),
         ms(percentile(&busy, 0.99)),
+        ms(busy.last().copied().unwrap_or_default()),
         busy.len(),
     );
 

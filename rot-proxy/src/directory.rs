@@ -113,14 +113,15 @@ impl ServerRecord {
         now_ms.saturating_sub(self.last_heartbeat_ms) / 1000
     }
 
-    /// The record as wallets see it.
-    fn entry(&self, status: ServerStatus, now_ms: u64, publish_url: bool) -> DirectoryEntry {
+    /// The record as wallets see it, with its heartbeat age left at 0 (filled in when the
+    /// answer is assembled, so unchanged entries need not be serialized again).
+    fn entry(&self, status: ServerStatus, publish_url: bool) -> DirectoryEntry {
         DirectoryEntry {
             server_key: self.server_key,
             status,
             height: self.height,
             tip_hash: self.tip_hash,
-            last_heartbeat_age_secs: self.age_secs(now_ms),
+            last_heartbeat_age_secs: 0,
             latency_ms: self.latency_ms,
             software: self.software.clone(),
             backend: self.backend,
@@ -278,6 +279,48 @@ pub struct StatusCounts {
     pub pending: u64,
 }
 
+/// A directory entry serialized with age 0, split around the age's digits.
+#[derive(Debug)]
+struct CachedEntry {
+    entry: DirectoryEntry,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl CachedEntry {
+    fn new(entry: DirectoryEntry) -> Result<Self, Error> {
+        const AGE: &[u8] = b"\"last_heartbeat_age_secs\":0";
+        let json = serde_json::to_vec(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
+        // The fields before the age are keys, hashes, numbers and an enum: no free text
+        // that could contain the pattern.
+        let at = json
+            .windows(AGE.len())
+            .position(|w| w == AGE)
+            .ok_or_else(|| Error::Corrupt("directory entry without its age field".into()))?
+            + AGE.len()
+            - 1;
+        Ok(Self {
+            entry,
+            head: json[..at].to_vec(),
+            tail: json[at + 1..].to_vec(),
+        })
+    }
+
+    /// Appends the entry's JSON with `age_secs` to `out`.
+    fn write(&self, age_secs: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(age_secs.to_string().as_bytes());
+        out.extend_from_slice(&self.tail);
+    }
+}
+
+/// Serialized entries kept across rebuilds: with heartbeats every 30 s, most entries are
+/// unchanged from one rebuild to the next and are only copied.
+#[derive(Debug, Default)]
+struct EntryCache {
+    entries: HashMap<PublicKey, CachedEntry>,
+}
+
 /// Pre-serialized wallet answers.
 #[derive(Debug)]
 struct Snapshot {
@@ -378,7 +421,8 @@ pub struct Directory {
     /// Bumped (under `inner`'s lock) whenever the set of listed servers may have changed.
     generation: AtomicU64,
     snapshot: RwLock<Option<Arc<Snapshot>>>,
-    rebuild: Mutex<()>,
+    /// Held while rebuilding, with the entries of the last rebuild.
+    rebuild: Mutex<EntryCache>,
     rebuilding: AtomicBool,
 }
 
@@ -408,7 +452,7 @@ impl Directory {
             inner: Mutex::new(inner),
             generation: AtomicU64::new(0),
             snapshot: RwLock::new(None),
-            rebuild: Mutex::new(()),
+            rebuild: Mutex::new(EntryCache::default()),
             rebuilding: AtomicBool::new(false),
         })
     }
@@ -883,7 +927,7 @@ impl Directory {
 
     /// Builds the wallet answers from the directory as it is now.
     fn rebuild_snapshot(&self) -> Result<Arc<Snapshot>, Error> {
-        let _one_at_a_time = self.rebuild.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.rebuild.lock().unwrap_or_else(PoisonError::into_inner);
         let now_ms = self.clock.now_millis();
         // A rebuild that finished while we waited may already be fresh enough.
         let existing = self
@@ -901,7 +945,7 @@ impl Directory {
         let (generation, mut listed) = {
             let inner = self.lock();
             let generation = self.generation.load(Ordering::SeqCst);
-            let mut listed: BTreeMap<&str, Vec<DirectoryEntry>> = self
+            let mut listed: BTreeMap<&str, Vec<(u64, DirectoryEntry)>> = self
                 .coins
                 .keys()
                 .map(|id| (id.as_str(), Vec::new()))
@@ -911,17 +955,19 @@ impl Directory {
                 if status == ServerStatus::Admitted
                     && let Some(entries) = listed.get_mut(record.coin.as_str())
                 {
-                    entries.push(record.entry(status, now_ms, self.policy.publish_urls));
+                    let entry = record.entry(status, self.policy.publish_urls);
+                    entries.push((record.age_secs(now_ms), entry));
                 }
             }
             (generation, listed)
         };
+        let mut fresh = HashMap::with_capacity(cache.entries.len());
         let mut coins = Vec::with_capacity(listed.len());
         let mut servers = HashMap::with_capacity(listed.len());
         for (id, entries) in &mut listed {
-            entries.sort_unstable_by_key(|e| e.server_key);
+            entries.sort_unstable_by_key(|(_, e)| e.server_key);
             let profile = &self.coins[*id];
-            let tip = plurality_tip(entries);
+            let tip = plurality_tip(entries.iter().map(|(_, e)| e));
             coins.push(CoinSummary {
                 id: (*id).to_owned(),
                 ticker: profile.ticker.clone(),
@@ -931,12 +977,26 @@ impl Directory {
                 tip_height: tip.map(|(height, _)| height),
                 tip_hash: tip.map(|(_, hash)| hash),
             });
-            let answer = ServersAnswer {
-                coin: (*id).to_owned(),
-                servers: std::mem::take(entries),
-            };
-            servers.insert((*id).to_owned(), to_json(&answer)?);
+            // The shape of `ServersAnswer`, assembled from cached entries.
+            let mut json = b"{\"coin\":".to_vec();
+            json.extend_from_slice(&to_json(id)?);
+            json.extend_from_slice(b",\"servers\":[");
+            for (i, (age, entry)) in std::mem::take(entries).into_iter().enumerate() {
+                let key = entry.server_key;
+                let cached = match cache.entries.remove(&key) {
+                    Some(cached) if cached.entry == entry => cached,
+                    _ => CachedEntry::new(entry)?,
+                };
+                if i > 0 {
+                    json.push(b',');
+                }
+                cached.write(age, &mut json);
+                fresh.insert(key, cached);
+            }
+            json.extend_from_slice(b"]}");
+            servers.insert((*id).to_owned(), Bytes::from(json));
         }
+        cache.entries = fresh;
         let snapshot = Arc::new(Snapshot {
             generation,
             built_ms: now_ms,
@@ -969,7 +1029,7 @@ fn refuse_banned(inner: &Inner, key: &PublicKey) -> Result<(), Error> {
 
 /// The tip reported by the most servers, the higher one on a tie: one server claiming a far
 /// higher tip does not move it.
-fn plurality_tip(entries: &[DirectoryEntry]) -> Option<(u64, Hash256)> {
+fn plurality_tip<'a>(entries: impl Iterator<Item = &'a DirectoryEntry>) -> Option<(u64, Hash256)> {
     let mut votes: HashMap<(u64, Hash256), usize> = HashMap::new();
     for entry in entries {
         *votes.entry((entry.height, entry.tip_hash)).or_default() += 1;
@@ -1379,6 +1439,42 @@ pub(crate) mod tests {
             directory.servers_answer("btc"),
             Err(Error::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn assembled_answer_is_a_servers_answer_with_current_ages() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::manual(START);
+        let directory = directory(&dir, &clock);
+        for seed in 1..=2u8 {
+            let id = Identity::from_seed([seed; 32]);
+            register(
+                &directory,
+                &beat(&id, 1, START, &format!("http://s{seed}")),
+                [10, 0, 0, seed],
+            )
+            .unwrap();
+        }
+        for (advance, age) in [(0, 0), (7, 7)] {
+            clock.advance(Duration::from_secs(advance));
+            let bytes = directory.servers_answer("ltc-regtest").unwrap();
+            let wire: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let typed: ServersAnswer = serde_json::from_value(wire.clone()).unwrap();
+            assert_eq!(
+                serde_json::to_value(&typed).unwrap(),
+                wire,
+                "exactly the ServersAnswer shape"
+            );
+            assert_eq!(typed.coin, "ltc-regtest");
+            assert_eq!(typed.servers.len(), 2);
+            assert!(typed.servers[0].server_key < typed.servers[1].server_key);
+            assert!(
+                typed
+                    .servers
+                    .iter()
+                    .all(|e| e.last_heartbeat_age_secs == age)
+            );
+        }
     }
 
     #[test]
