@@ -30,6 +30,7 @@ use crate::Error;
 use crate::admission::Admitted;
 use crate::clock::Clock;
 use crate::coin::CoinProfile;
+use crate::policy::Standing;
 use crate::store::Store;
 
 /// Wallet answers are rebuilt at least this often (their ages are in whole seconds anyway).
@@ -83,6 +84,9 @@ pub struct ServerRecord {
     pub exclusions: u64,
     /// Heartbeats accepted.
     pub heartbeats: u64,
+    /// Where the server stands under the sanction rules (`policy.rs`).
+    #[serde(default)]
+    pub standing: Standing,
 }
 
 impl ServerRecord {
@@ -156,6 +160,9 @@ pub struct Policy {
     pub max_servers_per_addr: usize,
     /// Whether wallet answers include server URLs.
     pub publish_urls: bool,
+    /// Whether a newly admitted server must pass the conformance suite before wallets are
+    /// sent to it (off only when the proxy runs no checks).
+    pub require_suite: bool,
 }
 
 /// A heartbeat whose signature, coin and URL checked out, ready for the directory's rules.
@@ -277,6 +284,15 @@ pub struct StatusCounts {
     pub banned: u64,
     /// Admission under way.
     pub pending: u64,
+    /// Listed, a check failed recently.
+    #[serde(default)]
+    pub warned: u64,
+    /// Listed, excluded for a while.
+    #[serde(default)]
+    pub excluded: u64,
+    /// Listed, the conformance suite has not passed yet.
+    #[serde(default)]
+    pub checking: u64,
 }
 
 /// A directory entry serialized with age 0, split around the age's digits.
@@ -533,20 +549,22 @@ impl Directory {
             if record.url.as_deref() == Some(checked.url.as_str()) {
                 // Overdue but not yet marked stale counts as resuming too: answers left it out.
                 let resumed = self.status_of(&inner, record, now_ms) != ServerStatus::Admitted;
+                let mut verdict = (ServerStatus::Admitted, None);
                 if let Some(record) = inner.servers.get_mut(&checked.key) {
                     // Updated in place (coin and address unchanged, so the cap tallies stay);
                     // if the write fails, memory is ahead of the disk, which only refuses more.
                     record.take_heartbeat(&checked.beat, now_ms);
                     record.status = ServerStatus::Admitted;
                     self.store.put_server(record)?;
+                    verdict = record.standing.verdict(now_ms);
                 }
                 if resumed {
                     tracing::info!(server_key = %checked.key, coin = %checked.coin, "server resumed heartbeats");
                     self.changed();
                 }
                 return Ok(Accepted::Ack(HeartbeatAck {
-                    status: ServerStatus::Admitted,
-                    reason: None,
+                    status: verdict.0,
+                    reason: verdict.1,
                     seq: checked.beat.seq,
                 }));
             }
@@ -607,6 +625,7 @@ impl Directory {
             warnings: 0,
             exclusions: 0,
             heartbeats: 0,
+            standing: Standing::default(),
         });
         // A stale holder of the URL loses it: the challenge just proved the URL is ours.
         if let Some(holder) = inner.urls.get(&checked.url).copied()
@@ -627,6 +646,12 @@ impl Directory {
         record.status = ServerStatus::Admitted;
         record.admitted_at = now_ms / 1000;
         record.observe_latency(admitted.latency_ms);
+        // A new server, or one at a new URL, proves itself before wallets are sent to it.
+        if self.policy.require_suite {
+            record.standing.require_suite();
+        } else {
+            record.standing.cleared_ms.get_or_insert(now_ms);
+        }
         self.store.put_server(&record)?;
         inner.urls.insert(checked.url.clone(), checked.key);
         inner.put(record);
@@ -694,6 +719,15 @@ impl Directory {
             ServerStatus::Stale
         } else {
             record.status
+        }
+    }
+
+    /// The status wallets and the operator see: [`Directory::status_of`], and for a listed
+    /// server its standing under the sanction rules (pending, warned, excluded).
+    fn listed_status(&self, inner: &Inner, record: &ServerRecord, now_ms: u64) -> ServerStatus {
+        match self.status_of(inner, record, now_ms) {
+            ServerStatus::Admitted => record.standing.status(now_ms),
+            other => other,
         }
     }
 
@@ -809,7 +843,7 @@ impl Directory {
 
     fn admin_view(&self, inner: &Inner, record: &ServerRecord, now_ms: u64) -> AdminServer {
         AdminServer {
-            status: self.status_of(inner, record, now_ms),
+            status: self.listed_status(inner, record, now_ms),
             last_heartbeat_age_secs: record.age_secs(now_ms),
             ban: inner.bans.get(&record.server_key).cloned(),
             record: record.clone(),
@@ -854,10 +888,13 @@ impl Directory {
             let Some(count) = counts.get_mut(&record.coin) else {
                 continue;
             };
-            match self.status_of(&inner, record, now_ms) {
+            match self.listed_status(&inner, record, now_ms) {
                 ServerStatus::Banned => count.banned += 1,
                 ServerStatus::Admitted => count.admitted += 1,
-                _ => count.stale += 1,
+                ServerStatus::Warned => count.warned += 1,
+                ServerStatus::Excluded => count.excluded += 1,
+                ServerStatus::Pending => count.checking += 1,
+                ServerStatus::Stale => count.stale += 1,
             }
         }
         for pending in inner.admitting.values() {
@@ -951,10 +988,10 @@ impl Directory {
                 .map(|id| (id.as_str(), Vec::new()))
                 .collect();
             for record in inner.servers.values() {
-                let status = self.status_of(&inner, record, now_ms);
-                if status == ServerStatus::Admitted
-                    && let Some(entries) = listed.get_mut(record.coin.as_str())
-                {
+                // Heartbeating and not banned: listed, with its standing.
+                let listed_here = self.status_of(&inner, record, now_ms) == ServerStatus::Admitted;
+                let status = self.listed_status(&inner, record, now_ms);
+                if listed_here && let Some(entries) = listed.get_mut(record.coin.as_str()) {
                     let entry = record.entry(status, self.policy.publish_urls);
                     entries.push((record.age_secs(now_ms), entry));
                 }
@@ -967,13 +1004,17 @@ impl Directory {
         for (id, entries) in &mut listed {
             entries.sort_unstable_by_key(|(_, e)| e.server_key);
             let profile = &self.coins[*id];
-            let tip = plurality_tip(entries.iter().map(|(_, e)| e));
+            let serving = entries
+                .iter()
+                .map(|(_, e)| e)
+                .filter(|e| is_serving(e.status));
+            let tip = plurality_tip(serving.clone());
             coins.push(CoinSummary {
                 id: (*id).to_owned(),
                 ticker: profile.ticker.clone(),
                 network: profile.network,
                 genesis_hash: profile.genesis_hash,
-                healthy_servers: entries.len() as u64,
+                healthy_servers: serving.count() as u64,
                 tip_height: tip.map(|(height, _)| height),
                 tip_hash: tip.map(|(_, hash)| hash),
             });
@@ -1015,6 +1056,32 @@ impl Directory {
     pub fn flush(&self) -> Result<(), Error> {
         self.store.flush()
     }
+
+    /// Changes the record of `key` with `change` (given the record and the time), stores it
+    /// and refreshes the wallet answers. `None` when the key is not known.
+    pub fn update_record<R>(
+        &self,
+        key: &PublicKey,
+        change: impl FnOnce(&mut ServerRecord, u64) -> R,
+    ) -> Result<Option<R>, Error> {
+        let now_ms = self.clock.now_millis();
+        let mut inner = self.lock();
+        let Some(record) = inner.servers.get_mut(key) else {
+            return Ok(None);
+        };
+        let result = change(record, now_ms);
+        self.store.put_server(record)?;
+        self.changed();
+        Ok(Some(result))
+    }
+
+    /// Folds a probe's round trip into the server's latency (kept in memory; stored with the
+    /// next heartbeat).
+    pub fn note_latency(&self, key: &PublicKey, sample_ms: u64) {
+        if let Some(record) = self.lock().servers.get_mut(key) {
+            record.observe_latency(sample_ms);
+        }
+    }
 }
 
 fn refuse_banned(inner: &Inner, key: &PublicKey) -> Result<(), Error> {
@@ -1025,6 +1092,11 @@ fn refuse_banned(inner: &Inner, key: &PublicKey) -> Result<(), Error> {
         }),
         None => Ok(()),
     }
+}
+
+/// Whether wallets are sent to a server of this status.
+fn is_serving(status: ServerStatus) -> bool {
+    matches!(status, ServerStatus::Admitted | ServerStatus::Warned)
 }
 
 /// The tip reported by the most servers, the higher one on a tie: one server claiming a far
@@ -1122,6 +1194,7 @@ pub(crate) mod tests {
             warnings: 0,
             exclusions: 0,
             heartbeats: 3,
+            standing: Standing::default(),
         }
     }
 
@@ -1139,6 +1212,7 @@ pub(crate) mod tests {
             max_servers_per_coin: 3,
             max_servers_per_addr: 2,
             publish_urls: false,
+            require_suite: false,
         }
     }
 

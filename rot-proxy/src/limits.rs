@@ -1,7 +1,8 @@
-//! Per-IP limits on registration: each client address has a token bucket of registrations
-//! (a burst, refilled at a steady rate), so one host cannot make the proxy call back
-//! thousands of URLs. IPv6 clients are limited per /64, the block one host usually holds.
-//! The caps on servers per coin and per address are directory rules (`directory.rs`).
+//! Per-IP limits: each client address has a token bucket (a burst, refilled at a steady
+//! rate) of registrations, so one host cannot make the proxy call back thousands of URLs,
+//! and another of relayed requests, so one wallet cannot take every server's capacity. IPv6
+//! clients are limited per /64, the block one host usually holds. The caps on servers per
+//! coin and per address are directory rules (`directory.rs`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -24,18 +25,21 @@ struct Bucket {
     at_ms: u64,
 }
 
-/// Token buckets of registrations per client address.
+/// Token buckets per client address.
 #[derive(Debug)]
 pub struct RateLimiter {
+    what: &'static str,
     rate: RegisterRate,
     clock: Clock,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
 impl RateLimiter {
-    /// A limiter allowing `rate` per client address, timed by `clock`.
-    pub fn new(rate: RegisterRate, clock: Clock) -> Self {
+    /// A limiter of `what` (`registrations`, `requests`: named in refusals) allowing `rate`
+    /// per client address, timed by `clock`.
+    pub fn new(what: &'static str, rate: RegisterRate, clock: Clock) -> Self {
         Self {
+            what,
             rate,
             clock,
             buckets: Mutex::new(HashMap::new()),
@@ -55,7 +59,7 @@ impl RateLimiter {
         }
     }
 
-    /// Spends one registration of `ip`, or says when the next one is available.
+    /// Spends one token of `ip`, or says when the next one is available.
     pub fn take(&self, ip: IpAddr) -> Result<(), Error> {
         let now_ms = self.clock.now_millis();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
@@ -75,6 +79,7 @@ impl RateLimiter {
         }
         let wait_ms = (TOKEN - bucket.tokens) * 60 / u64::from(self.rate.per_minute);
         Err(Error::RateLimited {
+            what: self.what,
             ip,
             retry_after_secs: wait_ms.div_ceil(1000).max(1),
         })
@@ -101,6 +106,7 @@ mod tests {
     fn burst_then_steady_rate_per_address() {
         let clock = Clock::manual(1_000);
         let limiter = RateLimiter::new(
+            "registrations",
             RegisterRate {
                 burst: 2,
                 per_minute: 1,
@@ -134,6 +140,7 @@ mod tests {
     fn ipv6_is_limited_per_64() {
         let clock = Clock::manual(1_000);
         let limiter = RateLimiter::new(
+            "registrations",
             RegisterRate {
                 burst: 1,
                 per_minute: 1,

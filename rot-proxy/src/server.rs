@@ -1,9 +1,11 @@
-//! Wiring of one rot-proxy: resolves the coins served, opens the directory, starts the
-//! stale-marking task, and serves the API on a listener until shutdown.
+//! Wiring of one rot-proxy: resolves the coins served, opens the directory and the incident
+//! log, starts the stale-marking task and one prober per coin, and serves the API (with the
+//! relay) on a listener until shutdown.
 //!
 //! Tests start proxies in-process through [`start`] on `127.0.0.1:0` (or [`start_with_clock`]
 //! to move time by hand); the binary calls [`run`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +16,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::admission::{Admitter, Registrar};
-use crate::api::{AppState, app};
+use crate::api::{ApiSettings, AppState, Services, app};
 use crate::clock::Clock;
 use crate::coin::{CoinProfile, Coins};
 use crate::config::Config;
 use crate::directory::{self, Directory, Policy};
+use crate::incidents::Incidents;
 use crate::limits::RateLimiter;
+use crate::pool::Pool;
+use crate::probe::{CheckMode, Prober};
+use crate::relay::Relay;
 use crate::stats::Stats;
 use crate::store::Store;
 
@@ -107,8 +113,15 @@ pub async fn start_with_clock(
         max_servers_per_coin: config.max_servers_per_coin,
         max_servers_per_addr: config.max_servers_per_addr,
         publish_urls: config.publish_urls,
+        require_suite: config.checks.mode == CheckMode::Full,
     };
-    let directory = Arc::new(Directory::open(store, coins, policy, clock.clone())?);
+    let directory = Arc::new(Directory::open(
+        store.clone(),
+        coins.clone(),
+        policy,
+        clock.clone(),
+    )?);
+    let incidents = Arc::new(Incidents::open(store, clock.clone())?);
     let stats = Arc::new(Stats::default());
     let registrar = Registrar::new(
         directory.clone(),
@@ -117,17 +130,57 @@ pub async fn start_with_clock(
             config.max_skew.as_secs(),
             clock.clone(),
         )?,
-        RateLimiter::new(config.register_rate, clock),
+        RateLimiter::new("registrations", config.register_rate, clock.clone()),
         config.max_admissions,
         stats.clone(),
     );
+    let checks_http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("rot-proxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    let mut pools = BTreeMap::new();
+    let mut probers = Vec::new();
+    for profile in &coins {
+        let pool = Arc::new(Pool::new(
+            &profile.id(),
+            directory.clone(),
+            incidents.clone(),
+            config.outliers.clone(),
+            config.checks.mode != CheckMode::Off,
+        ));
+        pool.rebuild()?;
+        pools.insert(profile.id(), pool.clone());
+        probers.push(Arc::new(Prober::new(
+            pool,
+            profile.clone(),
+            incidents.clone(),
+            config.sanctions.clone(),
+            config.checks.clone(),
+            checks_http.clone(),
+        )));
+    }
+    let relay = Arc::new(Relay::new(pools, config.relay.clone(), clock)?);
     let state = AppState::new(
-        directory.clone(),
-        registrar,
-        stats,
-        config.admin_token.clone(),
-        config.max_heartbeat_bytes,
-        config.trust_forwarded_for,
+        Services {
+            directory: directory.clone(),
+            registrar,
+            stats,
+            relay,
+            incidents,
+        },
+        ApiSettings {
+            admin_token: config.admin_token.clone(),
+            max_body_bytes: config.max_heartbeat_bytes,
+            relay_max_body_bytes: config.relay.max_body_bytes,
+            relay_rate: config.relay_rate,
+            relay_max_in_flight: config.relay_max_in_flight,
+            trust_forwarded_for: config.trust_forwarded_for,
+            request_timeout: config.request_timeout,
+            max_skew_secs: config.max_skew.as_secs(),
+        },
     );
     let addr = listener
         .local_addr()
@@ -138,7 +191,10 @@ pub async fn start_with_clock(
         stale_check_interval(config.stale_after),
         shutdown.clone(),
     ))];
-    let router = app(state.clone(), config.request_timeout);
+    for prober in probers {
+        tasks.push(tokio::spawn(prober.run(shutdown.clone())));
+    }
+    let router = app(state.clone());
     tasks.push(tokio::spawn(async move {
         // No Nagle delay: small answers (acks, errors) go out at once, also when pipelined.
         let listener = listener.tap_io(|tcp| {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use rot_proto::PublicKey;
+use rot_proto::{Incident, PublicKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Tree;
@@ -24,6 +24,10 @@ const META: &str = "meta";
 const SERVERS: &str = "servers";
 /// server key (32 bytes) → [`Ban`] as JSON.
 const BANS: &str = "bans";
+/// incident id (8 bytes, big-endian) → [`Incident`] as JSON; append-only.
+const INCIDENTS: &str = "incidents";
+/// server key (32 bytes) ‖ incident id (8 bytes, big-endian) → nothing: a server's incidents.
+const INCIDENTS_BY_SERVER: &str = "incidents_by_server";
 
 const KEY_SCHEMA: &[u8] = b"schema_version";
 
@@ -38,6 +42,8 @@ pub struct Store {
     db: sled::Db,
     servers: Tree,
     bans: Tree,
+    incidents: Tree,
+    incidents_by_server: Tree,
 }
 
 impl Store {
@@ -70,7 +76,13 @@ impl Store {
                 )));
             }
         }
-        Ok(Self { db, servers, bans })
+        Ok(Self {
+            incidents: db.open_tree(INCIDENTS)?,
+            incidents_by_server: db.open_tree(INCIDENTS_BY_SERVER)?,
+            db,
+            servers,
+            bans,
+        })
     }
 
     /// Every stored server.
@@ -110,6 +122,84 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Appends an incident under its id (never overwriting one).
+    pub fn append_incident(&self, incident: &Incident) -> Result<(), Error> {
+        let id = incident.id.to_be_bytes();
+        let bytes = serde_json::to_vec(incident).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if self
+            .incidents
+            .compare_and_swap(id, None as Option<&[u8]>, Some(bytes))?
+            .is_err()
+        {
+            return Err(Error::Corrupt(format!(
+                "incident {} exists already",
+                incident.id
+            )));
+        }
+        let mut index = incident.server_key.as_bytes().to_vec();
+        index.extend_from_slice(&id);
+        self.incidents_by_server.insert(index, &[])?;
+        Ok(())
+    }
+
+    /// The highest incident id stored.
+    pub fn last_incident_id(&self) -> Result<Option<u64>, Error> {
+        Ok(self.incidents.last()?.map(|(key, _)| id_of(&key)))
+    }
+
+    /// Up to `limit` incidents with ids above `after`, of `server` only if given, oldest
+    /// first, kept if `keep` says so.
+    pub fn incidents(
+        &self,
+        server: Option<&PublicKey>,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(&Incident) -> bool,
+    ) -> Result<Vec<Incident>, Error> {
+        let start = after.saturating_add(1).to_be_bytes();
+        let ids: Box<dyn Iterator<Item = Result<u64, Error>>> = match server {
+            None => Box::new(
+                self.incidents
+                    .range(start..)
+                    .map(|item| Ok(id_of(&item?.0))),
+            ),
+            Some(key) => {
+                let mut from = key.as_bytes().to_vec();
+                from.extend_from_slice(&start);
+                Box::new(
+                    self.incidents_by_server
+                        .range(from..)
+                        .take_while(|item| {
+                            item.as_ref()
+                                .map_or(true, |(k, _)| k.starts_with(key.as_bytes()))
+                        })
+                        .map(|item| Ok(id_of(&item?.0[32..]))),
+                )
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            if found.len() >= limit {
+                break;
+            }
+            let id = id?;
+            let Some(bytes) = self.incidents.get(id.to_be_bytes())? else {
+                continue;
+            };
+            let incident: Incident = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("incident {id}: {e}")))?;
+            if keep(&incident) {
+                found.push(incident);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An incident id from its big-endian key (0 for a malformed key, which is never written).
+fn id_of(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes)
 }
 
 fn put<T: Serialize>(tree: &Tree, key: &PublicKey, value: &T) -> Result<(), Error> {
