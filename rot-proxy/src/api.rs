@@ -7,26 +7,28 @@
 //! Every layer (CORS, body limits, per-IP limits, requests in flight, timeouts) is set up
 //! here, in [`app`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state, map_response_with_state};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::map_response_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
-use axum::{BoxError, Json, Router};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
 use rot_proto::PublicKey;
 use rot_proto::message::{Heartbeat, HeartbeatAck};
 use rot_proto::signed::Signed;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::Error;
@@ -35,7 +37,7 @@ use crate::config::{AdminToken, RegisterRate};
 use crate::directory::{AdminServer, AdminServers, Ban, Directory, ServerRecord};
 use crate::error::Rejection;
 use crate::incidents::{IncidentFilter, IncidentQuery, Incidents, IncidentsAnswer};
-use crate::limits::RateLimiter;
+use crate::limits::{RateLimiter, RelayLimitsLayer, client_ip};
 use crate::pool::{PoolView, Tip};
 use crate::relay::{Relay, SERVER_HEADER, TIP_HEADER, pin_from_headers};
 use crate::stats::{Stats, StatsAnswer};
@@ -86,23 +88,13 @@ pub struct AppState {
 struct Shared {
     services: Services,
     settings: ApiSettings,
-    relay_limiter: RateLimiter,
 }
 
 impl AppState {
     /// State over `services` with `settings`.
     pub fn new(services: Services, settings: ApiSettings) -> Self {
-        let relay_limiter = RateLimiter::new(
-            "requests",
-            settings.relay_rate,
-            services.directory.clock().clone(),
-        );
         Self {
-            inner: Arc::new(Shared {
-                services,
-                settings,
-                relay_limiter,
-            }),
+            inner: Arc::new(Shared { services, settings }),
         }
     }
 
@@ -141,22 +133,20 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let settings = &state.inner.settings;
     let stats = state.inner.services.stats.clone();
-    let overloaded = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: BoxError| async {
-            Error::Overloaded
-        }))
-        .load_shed()
-        .concurrency_limit(settings.relay_max_in_flight);
-    let relay = Router::new()
-        .route("/v1/coins/{coin}/esplora/{*path}", any(relay))
-        .route(
-            "/v1/coins/{coin}/servers/{key}/esplora/{*path}",
-            any(relay_pinned),
-        )
-        .layer(DefaultBodyLimit::max(settings.relay_max_body_bytes))
-        .layer(overloaded)
-        .layer(from_fn_with_state(state.clone(), limit_relay));
-    let router = Router::new()
+    let relay = ServiceBuilder::new()
+        .layer(RelayLimitsLayer::new(
+            RateLimiter::new(
+                "requests",
+                settings.relay_rate,
+                state.directory().clock().clone(),
+            ),
+            settings.relay_max_in_flight,
+            settings.trust_forwarded_for,
+        ))
+        .service(RelayService {
+            state: state.clone(),
+        });
+    let api = Router::new()
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/coins", get(coins))
         .route("/v1/coins/{coin}/servers", get(servers))
@@ -176,11 +166,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/bans/{key}", put(ban).delete(unban))
         .route("/v1/admin/stats", get(admin_stats))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .merge(relay)
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state.clone());
-    crate::error::with_timeout(router, state.inner.settings.request_timeout)
+    // The relay bounds its own time (attempt deadlines); the rest of the API gets the
+    // request timeout.
+    let api = crate::error::with_timeout(api, settings.request_timeout);
+    Router::new()
+        .fallback_service(Dispatch { relay, api })
         .layer(map_response_with_state(stats, count_rejections))
         .layer(
             CorsLayer::new()
@@ -190,6 +183,82 @@ pub fn app(state: AppState) -> Router {
                 .expose_headers([SERVER_HEADER, TIP_HEADER, header::RETRY_AFTER])
                 .max_age(Duration::from_secs(86_400)),
         )
+}
+
+/// Sends relay requests straight to the relay's stack and everything else to the API's
+/// router, so relayed requests skip routing and path-parameter decoding.
+#[derive(Debug, Clone)]
+struct Dispatch<R> {
+    relay: R,
+    api: Router,
+}
+
+/// A boxed answer.
+type Answering = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<R> Service<Request> for Dispatch<R>
+where
+    R: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    R::Future: Unpin + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<R::Future, Answering>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.relay.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if relay_target(request.uri().path()).is_some() {
+            Either::Left(self.relay.call(request))
+        } else {
+            Either::Right(Box::pin(self.api.clone().oneshot(request)))
+        }
+    }
+}
+
+/// One future or another, both answering.
+#[derive(Debug)]
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+impl<A, B> Future for Either<A, B>
+where
+    A: Future<Output = Result<Response, Infallible>> + Unpin,
+    B: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Self::Left(future) => Pin::new(future).poll(cx),
+            Self::Right(future) => Pin::new(future).poll(cx),
+        }
+    }
+}
+
+/// The relay as a tower service, under the layers of [`app`].
+#[derive(Debug, Clone)]
+struct RelayService {
+    state: AppState,
+}
+
+impl Service<Request> for RelayService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answering;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { Ok(relay(state, request).await.into_response()) })
+    }
 }
 
 /// Counts every refusal by the reason its error attached.
@@ -212,29 +281,12 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
-        if state.inner.settings.trust_forwarded_for
-            && let Some(forwarded) = last_forwarded_for(&parts.headers)
-        {
-            return Ok(Self(Some(forwarded)));
-        }
-        Ok(Self(peer))
+        Ok(Self(client_ip(
+            &parts.extensions,
+            &parts.headers,
+            state.inner.settings.trust_forwarded_for,
+        )))
     }
-}
-
-fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .next_back()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Proof that the request carries the operator's bearer token.
@@ -319,51 +371,40 @@ async fn heartbeat(
 
 // --- relay ---
 
-/// Spends one relayed request of the client IP's budget.
-async fn limit_relay(
-    State(s): State<AppState>,
-    ClientIp(ip): ClientIp,
-    request: Request,
-    next: Next,
-) -> Result<Response, Error> {
-    if let Some(ip) = ip {
-        s.inner.relay_limiter.take(ip)?;
+/// Where a relay path points: `/v1/coins/{coin}/esplora/…` or
+/// `/v1/coins/{coin}/servers/{key}/esplora/…`. Returns the coin, the pinned key's text if
+/// any, and the offset in the raw (undecoded) path where the Esplora path starts.
+fn relay_target(path: &str) -> Option<(&str, Option<&str>, usize)> {
+    let rest = path.strip_prefix("/v1/coins/")?;
+    let (coin, rest) = rest.split_once('/')?;
+    let (pin, rest) = match rest.strip_prefix("servers/") {
+        Some(rest) => {
+            let (key, rest) = rest.split_once('/')?;
+            (Some(key), rest)
+        }
+        None => (None, rest),
+    };
+    let tail = rest.strip_prefix("esplora")?;
+    Some((coin, pin, path.len() - tail.len()))
+}
+
+/// Relays an Esplora request (routes `/v1/coins/{coin}/esplora/{*path}` and the pinned
+/// `/v1/coins/{coin}/servers/{key}/esplora/{*path}`), read from the raw path so nothing is
+/// decoded or copied on the way.
+async fn relay(s: AppState, request: Request) -> Result<Response<Body>, Error> {
+    let (coin, pin, offset) = relay_target(request.uri().path())
+        .ok_or_else(|| Error::NotFound("no such endpoint".into()))?;
+    let pin = match pin {
+        Some(key) => Some(parse_key(key)?),
+        None => pin_from_headers(request.headers())?,
+    };
+    let pool = if coin.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.relay().pool(&coin.to_ascii_lowercase())?
+    } else {
+        s.relay().pool(coin)?
     }
-    Ok(next.run(request).await)
-}
-
-/// The Esplora path of a relayed request: what follows `/esplora` in the raw (undecoded)
-/// request path.
-fn esplora_path(request: &Request) -> &str {
-    let path = request.uri().path();
-    path.find("/esplora/")
-        .map_or("/", |at| &path[at + "/esplora".len()..])
-}
-
-async fn relay(
-    State(s): State<AppState>,
-    coin: Result<Path<(String, String)>, PathRejection>,
-    request: Request,
-) -> Result<Response<Body>, Error> {
-    let Path((coin, _)) = coin?;
-    let pin = pin_from_headers(request.headers())?;
-    let path = esplora_path(&request).to_owned();
-    s.relay()
-        .forward(&coin.to_ascii_lowercase(), pin, &path, request)
-        .await
-}
-
-async fn relay_pinned(
-    State(s): State<AppState>,
-    params: Result<Path<(String, String, String)>, PathRejection>,
-    request: Request,
-) -> Result<Response<Body>, Error> {
-    let Path((coin, key, _)) = params?;
-    let key = parse_key(&key)?;
-    let path = esplora_path(&request).to_owned();
-    s.relay()
-        .forward(&coin.to_ascii_lowercase(), Some(key), &path, request)
-        .await
+    .clone();
+    s.relay().forward(&pool, pin, offset, request).await
 }
 
 // --- incidents ---
@@ -539,7 +580,7 @@ mod tests {
     use crate::relay::RelaySettings;
     use crate::store::Store;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{HeaderMap, Request};
     use rot_proto::message::Consequence;
     use rot_proto::message::{BackendKind, ErrorBody};
     use rot_proto::{Hash256, Identity, Network};
@@ -984,17 +1025,19 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_takes_the_last_hop_and_tokens_compare_fully() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
-        );
-        headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
-        assert_eq!(
-            last_forwarded_for(&headers),
-            Some(IpAddr::from([3, 3, 3, 3]))
-        );
+    fn relay_paths_name_coin_pin_and_esplora_path() {
+        let key = "ab".repeat(32);
+        let plain = "/v1/coins/ltc/esplora/address/x/utxo";
+        let (coin, pin, at) = relay_target(plain).unwrap();
+        assert_eq!((coin, pin, &plain[at..]), ("ltc", None, "/address/x/utxo"));
+        let pinned = format!("/v1/coins/LTC/servers/{key}/esplora/tx");
+        let (coin, pin, at) = relay_target(&pinned).unwrap();
+        assert_eq!((coin, pin, &pinned[at..]), ("LTC", Some(key.as_str()), "/tx"));
+        assert!(relay_target("/v1/coins/ltc/servers").is_none());
+    }
+
+    #[test]
+    fn tokens_compare_fully() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret!"));

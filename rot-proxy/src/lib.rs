@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod cross_check;
 pub mod directory;
 pub mod error;

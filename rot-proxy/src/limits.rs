@@ -5,8 +5,17 @@
 //! coin and per address are directory rules (`directory.rs`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, PoisonError};
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Extensions, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
 use crate::Error;
 use crate::clock::Clock;
@@ -86,6 +95,147 @@ impl RateLimiter {
     }
 }
 
+/// The client's IP address: the connection's peer, or the last `X-Forwarded-For` entry when
+/// the proxy sits behind a reverse proxy that sets it (`trust_forwarded_for`). `None` when
+/// unknown (in-process tests), which exempts the request from per-IP limits.
+pub fn client_ip(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for && let Some(forwarded) = last_forwarded_for(headers) {
+        return Some(forwarded);
+    }
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+}
+
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .next_back()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The relay's admission limits as one tower layer: a per-IP budget of requests (429 with
+/// `Retry-After` beyond it) and a cap on requests in flight (503 beyond it, so an overload
+/// sheds requests instead of queueing them). Refusals are answered at once, without touching
+/// the service.
+#[derive(Debug, Clone)]
+pub struct RelayLimitsLayer {
+    limits: Arc<RelayLimitsShared>,
+}
+
+#[derive(Debug)]
+struct RelayLimitsShared {
+    per_ip: RateLimiter,
+    in_flight: Arc<Semaphore>,
+    trust_forwarded_for: bool,
+}
+
+impl RelayLimitsLayer {
+    /// Limits of `per_ip` requests and `max_in_flight` at once.
+    pub fn new(per_ip: RateLimiter, max_in_flight: usize, trust_forwarded_for: bool) -> Self {
+        Self {
+            limits: Arc::new(RelayLimitsShared {
+                per_ip,
+                in_flight: Arc::new(Semaphore::new(max_in_flight)),
+                trust_forwarded_for,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for RelayLimitsLayer {
+    type Service = RelayLimits<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RelayLimits {
+            inner,
+            limits: Arc::clone(&self.limits),
+        }
+    }
+}
+
+/// The service of [`RelayLimitsLayer`].
+#[derive(Debug, Clone)]
+pub struct RelayLimits<S> {
+    inner: S,
+    limits: Arc<RelayLimitsShared>,
+}
+
+impl<S> Service<Request> for RelayLimits<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Limited<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let limits = &self.limits;
+        let ip = client_ip(
+            request.extensions(),
+            request.headers(),
+            limits.trust_forwarded_for,
+        );
+        if let Some(ip) = ip
+            && let Err(refusal) = limits.per_ip.take(ip)
+        {
+            return Limited::Refused(Some(refusal.into_response()));
+        }
+        match Arc::clone(&limits.in_flight).try_acquire_owned() {
+            Ok(permit) => Limited::Running {
+                future: self.inner.call(request),
+                _permit: permit,
+            },
+            Err(_) => Limited::Refused(Some(Error::Overloaded.into_response())),
+        }
+    }
+}
+
+/// The answer of [`RelayLimits`]: a refusal, or the service's answer while holding a place
+/// among the requests in flight.
+#[derive(Debug)]
+pub enum Limited<F> {
+    /// Refused at once.
+    Refused(Option<Response>),
+    /// Passed on.
+    Running {
+        /// The service's answer.
+        future: F,
+        /// The place among the requests in flight, held until answered.
+        _permit: OwnedSemaphorePermit,
+    },
+}
+
+impl<F> Future for Limited<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Self::Refused(refusal) => Poll::Ready(Ok(refusal
+                .take()
+                .unwrap_or_else(|| Error::Overloaded.into_response()))),
+            Self::Running { future, .. } => Pin::new(future).poll(cx),
+        }
+    }
+}
+
 /// The address a client is limited by: IPv4 as is, IPv6 by its /64.
 fn limit_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
@@ -100,6 +250,7 @@ fn limit_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use std::time::Duration;
 
     #[test]
@@ -134,6 +285,27 @@ mod tests {
         clock.advance(Duration::from_secs(30));
         limiter.take(a).unwrap();
         assert!(limiter.take(a).is_err());
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_when_trusted_and_takes_the_last_hop() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
+        let mut extensions = Extensions::new();
+        extensions.insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 5000))));
+        assert_eq!(
+            client_ip(&extensions, &headers, true),
+            Some(IpAddr::from([3, 3, 3, 3]))
+        );
+        assert_eq!(
+            client_ip(&extensions, &headers, false),
+            Some(IpAddr::from([10, 0, 0, 7]))
+        );
+        assert_eq!(client_ip(&Extensions::new(), &HeaderMap::new(), true), None);
     }
 
     #[test]

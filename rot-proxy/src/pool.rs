@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::connections::{Idle, Target};
 use crate::directory::{AdminServer, Directory};
 use crate::incidents::Incidents;
 use crate::outlier::{Outlier, OutlierRules};
@@ -194,6 +195,8 @@ pub struct Upstream {
     failures: AtomicU64,
     outlier: Mutex<Outlier>,
     probe: Mutex<ProbeSeen>,
+    /// Kept connections to it.
+    idle: Arc<Idle>,
 }
 
 impl Upstream {
@@ -211,12 +214,18 @@ impl Upstream {
             failures: AtomicU64::new(0),
             outlier: Mutex::new(Outlier::default()),
             probe: Mutex::new(ProbeSeen::default()),
+            idle: Arc::new(Idle::default()),
         }
     }
 
     /// The `X-Rot-Server` value naming this server.
     pub fn key_header(&self) -> &HeaderValue {
         &self.key_header
+    }
+
+    /// Its kept connections.
+    pub fn idle(&self) -> &Arc<Idle> {
+        &self.idle
     }
 
     /// Counts a request in flight until the guard drops.
@@ -265,6 +274,8 @@ pub struct Candidate {
     pub upstream: Arc<Upstream>,
     /// Its base URL.
     pub base: Arc<str>,
+    /// How it is reached.
+    pub target: Target,
     /// Its tip.
     pub tip: Tip,
     /// The `X-Rot-Tip` value of its tip.
@@ -634,6 +645,7 @@ impl Pool {
         Ok(Candidate {
             upstream: Arc::clone(upstream),
             base: Arc::from(url),
+            target: Target::of(url),
             tip,
             tip_header: HeaderValue::from_str(&tip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
@@ -812,6 +824,90 @@ mod tests {
         assert_eq!(pending.unresolved, vec![(low, high)]);
         let unknown = vote(&[low, high], Some(tip(9, 0)), no_ancestry);
         assert!(matches!(unknown.agreement, Agreement::Split { .. }));
+    }
+
+    fn candidate(seed: u8, routes: Routes) -> Candidate {
+        let key = rot_proto::Identity::from_seed([seed; 32]).public_key();
+        Candidate {
+            upstream: Arc::new(Upstream::new(key)),
+            base: Arc::from("http://127.0.0.1:1"),
+            target: Target::of("http://127.0.0.1:1"),
+            tip: tip(10, 1),
+            tip_header: HeaderValue::from_static("10:x"),
+            routes,
+        }
+    }
+
+    #[test]
+    fn picks_prefer_the_faster_less_busy_server_and_respect_routes() {
+        let all = Routes::offered(&["spent-by".to_owned()]);
+        let (fast, slow) = (candidate(1, all), candidate(2, all));
+        let now = 1_000_000;
+        fast.upstream.latency_us.store(100, Ordering::Relaxed);
+        slow.upstream.latency_us.store(5_000, Ordering::Relaxed);
+        for u in [&fast.upstream, &slow.upstream] {
+            u.latency_at_ms.store(now, Ordering::Relaxed);
+        }
+        let view = View {
+            on_tip: vec![fast.clone(), slow.clone()],
+            ..View::default()
+        };
+        let picked = |view: &View, avoid: &[PublicKey]| {
+            view.pick(Route::Read, avoid, now).map(|c| c.upstream.key)
+        };
+        assert_eq!(picked(&view, &[]), Some(fast.upstream.key));
+        // Requests in flight make the fast one costlier than the slow one.
+        let busy: Vec<InFlight> = (0..60).map(|_| fast.upstream.start()).collect();
+        assert_eq!(picked(&view, &[]), Some(slow.upstream.key));
+        drop(busy);
+        // A retry avoids the first server; an ejected server is skipped.
+        assert_eq!(picked(&view, &[fast.upstream.key]), Some(slow.upstream.key));
+        slow.upstream.ejected_until_ms.store(now + 1, Ordering::Relaxed);
+        assert_eq!(picked(&view, &[fast.upstream.key]), None);
+        // A server that cannot answer a route is not sent it, advertised or learnt.
+        let electrum = candidate(3, Routes::offered(&[]));
+        let view = View {
+            on_tip: vec![electrum.clone(), fast.clone()],
+            ..View::default()
+        };
+        for _ in 0..20 {
+            let chosen = view.pick(Route::SpentBy, &[], now).unwrap();
+            assert_eq!(chosen.upstream.key, fast.upstream.key);
+        }
+        let mut lacks = fast.upstream.lacks();
+        lacks.insert(Route::BlockTxids);
+        fast.upstream.lacks.store(lacks.bits(), Ordering::Relaxed);
+        for _ in 0..20 {
+            let chosen = view.pick(Route::BlockTxids, &[], now).unwrap();
+            assert_eq!(chosen.upstream.key, electrum.upstream.key);
+        }
+    }
+
+    #[test]
+    fn a_stale_latency_fades_so_the_server_is_tried_again() {
+        let c = candidate(1, Routes::offered(&[]));
+        c.upstream.latency_us.store(4_000, Ordering::Relaxed);
+        c.upstream.latency_at_ms.store(0, Ordering::Relaxed);
+        assert_eq!(c.upstream.cost(0), 4_000);
+        assert_eq!(c.upstream.cost(LATENCY_FADE_MS), 2_000);
+    }
+
+    #[test]
+    fn pins_tell_unknown_from_unavailable() {
+        let healthy = candidate(1, Routes::offered(&[]));
+        let excluded = rot_proto::Identity::from_seed([2; 32]).public_key();
+        let view = View {
+            healthy: [(healthy.upstream.key, healthy.clone())].into_iter().collect(),
+            listed: [(excluded, "excluded".to_owned())].into_iter().collect(),
+            ..View::default()
+        };
+        assert!(view.pinned(&healthy.upstream.key, 0).is_ok());
+        assert_eq!(
+            view.pinned(&excluded, 0).unwrap_err(),
+            PinRefusal::Unavailable("excluded".into())
+        );
+        let stranger = rot_proto::Identity::from_seed([3; 32]).public_key();
+        assert_eq!(view.pinned(&stranger, 0).unwrap_err(), PinRefusal::Unknown);
     }
 
     #[test]

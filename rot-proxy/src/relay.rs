@@ -18,7 +18,8 @@
 //!   forwarded (no cookies, credentials or client addresses).
 //!
 //! Limits (per-IP rate, request bodies, requests in flight, timeouts, CORS) are layers set
-//! up with the rest of the API in `api.rs`; upstream connections are kept alive and reused.
+//! up with the rest of the API in `api.rs`; connections to servers are kept alive and reused
+//! (`connections.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use rot_proto::PublicKey;
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::connections::{Connections, Outgoing, Unanswered};
 use crate::pool::{Agreement, Candidate, Outcome, PinRefusal, Pool, Tip, View};
 use crate::route::{Route, check_query};
 
@@ -67,12 +69,23 @@ pub struct RelaySettings {
 
 /// One request as it is sent upstream (possibly more than once).
 #[derive(Debug)]
-struct Outgoing {
+struct Relayed {
     method: Method,
     path_and_query: String,
     headers: HeaderMap,
     body: Option<Bytes>,
     route: Route,
+}
+
+impl Relayed {
+    fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            method: &self.method,
+            path_and_query: &self.path_and_query,
+            headers: &self.headers,
+            body: self.body.as_ref(),
+        }
+    }
 }
 
 /// How one attempt at one server went.
@@ -88,7 +101,7 @@ enum Attempt {
 #[derive(Debug)]
 pub struct Relay {
     pools: BTreeMap<String, Arc<Pool>>,
-    http: reqwest::Client,
+    connections: Connections,
     settings: RelaySettings,
     clock: Clock,
 }
@@ -100,21 +113,9 @@ impl Relay {
         settings: RelaySettings,
         clock: Clock,
     ) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.attempt_timeout)
-            .pool_max_idle_per_host(settings.idle_per_server)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("rot-proxy/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Config(format!("relay HTTP client: {e}")))?;
         Ok(Self {
             pools,
-            http,
+            connections: Connections::new(settings.connect_timeout, settings.idle_per_server)?,
             settings,
             clock,
         })
@@ -147,17 +148,18 @@ impl Relay {
         }
     }
 
-    /// Relays `request` for `coin`, its Esplora path being `path` (from `/`), to `pin` if
-    /// given, else to a server the pool picks.
+    /// Relays `request` to a server of `pool`: `pin` if given, else one the pool picks. Its
+    /// Esplora path starts at byte `offset` of the request's path.
     pub async fn forward(
         &self,
-        coin: &str,
+        pool: &Pool,
         pin: Option<PublicKey>,
-        path: &str,
+        offset: usize,
         request: Request<Body>,
     ) -> Result<Response<Body>, Error> {
-        let pool = self.pool(coin)?;
+        let coin = pool.coin();
         let (parts, body) = request.into_parts();
+        let path = parts.uri.path().get(offset..).unwrap_or_default();
         let route = Route::classify(&parts.method, path)?;
         let mut path_and_query = path.to_owned();
         if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
@@ -166,7 +168,11 @@ impl Relay {
             path_and_query.push_str(query);
         }
         let body = if route == Route::Broadcast {
-            Some(read_body(body, self.settings.max_body_bytes).await?)
+            let reading = read_body(body, self.settings.max_body_bytes);
+            let read = tokio::time::timeout(self.settings.attempt_timeout, reading).await;
+            Some(read.map_err(|_| {
+                Error::BadRequest("the request body did not arrive in time".into())
+            })??)
         } else {
             None
         };
@@ -176,7 +182,7 @@ impl Relay {
                 forwarded.insert(name.clone(), value.clone());
             }
         }
-        let outgoing = Outgoing {
+        let outgoing = Relayed {
             method: parts.method,
             path_and_query,
             headers: forwarded,
@@ -257,7 +263,7 @@ impl Relay {
         pool: &Pool,
         view: &View,
         first: &Candidate,
-        outgoing: &Outgoing,
+        outgoing: &Relayed,
         now_ms: u64,
     ) -> Result<Response<Body>, Error> {
         let mut asked = vec![first.upstream.key];
@@ -294,59 +300,62 @@ impl Relay {
     }
 
     /// One attempt at one server; counts the outcome in the pool.
-    async fn attempt(&self, pool: &Pool, candidate: &Candidate, outgoing: &Outgoing) -> Attempt {
+    async fn attempt(&self, pool: &Pool, candidate: &Candidate, outgoing: &Relayed) -> Attempt {
         let upstream = &candidate.upstream;
         let _in_flight = upstream.start();
         let started = Instant::now();
-        let url = format!("{}{}", candidate.base, outgoing.path_and_query);
-        let mut request = self
-            .http
-            .request(outgoing.method.clone(), url)
-            .headers(outgoing.headers.clone());
-        if let Some(body) = &outgoing.body {
-            request = request.body(body.clone());
-        }
-        let failed = |reason: String, timed_out: bool| {
-            pool.report(upstream, Outcome::Failed(reason.clone()));
-            Attempt::Retry(Err(if timed_out {
-                Error::UpstreamTimeout {
-                    key: upstream.key,
-                    reason,
-                }
+        let deadline = tokio::time::Instant::now() + self.settings.attempt_timeout;
+        let failed = |unanswered: Unanswered| {
+            pool.report(upstream, Outcome::Failed(unanswered.reason.clone()));
+            let (key, reason) = (upstream.key, unanswered.reason);
+            Attempt::Retry(Err(if unanswered.timed_out {
+                Error::UpstreamTimeout { key, reason }
             } else {
-                Error::UpstreamFailed {
-                    key: upstream.key,
-                    reason,
-                }
+                Error::UpstreamFailed { key, reason }
             }))
         };
-        let response = match request.send().await {
+        let sent = self
+            .connections
+            .send(
+                &candidate.target,
+                upstream.idle(),
+                &outgoing.outgoing(),
+                deadline,
+            )
+            .await;
+        let response = match sent {
             Ok(response) => response,
-            Err(error) => return failed(describe(&error), error.is_timeout()),
+            Err(unanswered) => return failed(unanswered),
         };
         let took = started.elapsed();
-        let status = response.status();
-        let small = response
-            .content_length()
+        let (mut parts, body) = response.into_parts();
+        let small = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|length| length <= BUFFER_BYTES);
-        let (parts, body) = Response::from(response).into_parts();
         let body = if small {
-            match axum::body::to_bytes(Body::new(body), BUFFER_BYTES as usize).await {
+            match axum::body::to_bytes(body, BUFFER_BYTES as usize).await {
                 Ok(bytes) => Body::from(bytes),
-                Err(error) => return failed(format!("reading the answer: {error}"), false),
+                Err(error) => {
+                    return failed(Unanswered {
+                        reason: format!("reading the answer: {error}"),
+                        timed_out: false,
+                    });
+                }
             }
         } else {
-            Body::new(body)
+            body
         };
-        let mut relayed = Response::new(body);
-        *relayed.status_mut() = status;
-        copy_response_headers(&parts.headers, relayed.headers_mut());
-        relayed
-            .headers_mut()
+        let status = parts.status;
+        clean_response_headers(&mut parts.headers);
+        parts
+            .headers
             .insert(SERVER_HEADER, upstream.key_header().clone());
-        relayed
-            .headers_mut()
+        parts
+            .headers
             .insert(TIP_HEADER, candidate.tip_header.clone());
+        let relayed = Response::from_parts(parts, body);
         match status.as_u16() {
             501 => {
                 pool.report(upstream, Outcome::NotImplemented(outgoing.route));
@@ -371,13 +380,12 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
         .map_err(|_| Error::PayloadTooLarge { limit })
 }
 
-/// Copies an upstream answer's headers, without hop-by-hop headers, CORS headers (the
-/// proxy sets its own) and `X-Rot-*` headers (only the proxy names servers).
-fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for (name, value) in from {
-        let name_text = name.as_str();
-        let skipped = matches!(
-            name_text,
+/// Drops from an upstream answer's headers the hop-by-hop ones, CORS ones (the proxy sets
+/// its own) and `X-Rot-*` ones (only the proxy names servers).
+fn clean_response_headers(headers: &mut HeaderMap) {
+    let dropped = |name: &str| {
+        matches!(
+            name,
             "connection"
                 | "keep-alive"
                 | "proxy-connection"
@@ -385,11 +393,19 @@ fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
                 | "trailer"
                 | "transfer-encoding"
                 | "upgrade"
-        ) || name_text.starts_with("access-control-")
-            || name_text.starts_with("x-rot-");
-        if !skipped {
-            to.append(name.clone(), value.clone());
-        }
+        ) || name.starts_with("access-control-")
+            || name.starts_with("x-rot-")
+    };
+    if !headers.keys().any(|name| dropped(name.as_str())) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| dropped(name.as_str()))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 
@@ -408,21 +424,6 @@ pub fn pin_from_headers(headers: &HeaderMap) -> Result<Option<PublicKey>, Error>
                 "{SERVER_HEADER} must be a server key: 64 lowercase hex digits"
             ))
         })
-}
-
-/// reqwest's error with its causes ("connection refused").
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -447,11 +448,10 @@ mod tests {
             header::CACHE_CONTROL,
             HeaderValue::from_static("max-age=10"),
         );
-        let mut relayed = HeaderMap::new();
-        copy_response_headers(&upstream, &mut relayed);
-        assert_eq!(relayed.len(), 2);
-        assert_eq!(relayed[header::CONTENT_TYPE], "application/json");
-        assert_eq!(relayed[header::CACHE_CONTROL], "max-age=10");
+        clean_response_headers(&mut upstream);
+        assert_eq!(upstream.len(), 2);
+        assert_eq!(upstream[header::CONTENT_TYPE], "application/json");
+        assert_eq!(upstream[header::CACHE_CONTROL], "max-age=10");
     }
 
     #[test]

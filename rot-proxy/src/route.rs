@@ -52,8 +52,19 @@ impl Route {
     /// Sorts a request, refusing methods and paths the relay does not forward.
     pub fn classify(method: &Method, path: &str) -> Result<Self, Error> {
         check_path(path)?;
-        let segments: Vec<&str> = path[1..].split('/').collect();
-        let route = match segments.as_slice() {
+        // The first five segments tell every route apart (none has five or more, so a longer
+        // path, cut to five, matches none but the mempool prefix).
+        let mut segments = [""; 5];
+        let mut count = 0;
+        for segment in path[1..].split('/') {
+            if count == segments.len() {
+                count += 1;
+                break;
+            }
+            segments[count] = segment;
+            count += 1;
+        }
+        let route = match &segments[..count.min(segments.len())] {
             ["tx"] => Self::Broadcast,
             ["tx", _, "outspend", _] | ["tx", _, "outspends"] => Self::SpentBy,
             ["tx", _, "merkle-proof"] => Self::MerkleProof,
