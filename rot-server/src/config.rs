@@ -22,7 +22,11 @@ pub enum BackendConfig {
     /// Index the coin node ourselves over its JSON-RPC.
     Native,
     /// Sit in front of an existing Electrum-protocol server (`tcp://host:port`, `ssl://host:port`).
-    Electrum { url: String },
+    Electrum {
+        url: String,
+        /// PEM certificates to trust for `ssl://` instead of the system's roots.
+        ca_file: Option<PathBuf>,
+    },
 }
 
 /// How to authenticate to the coin node's JSON-RPC.
@@ -112,6 +116,9 @@ pub struct Args {
     /// Electrum server for the electrum backend: tcp://host:port or ssl://host:port.
     #[arg(long, env = "ROT_ELECTRUM_URL")]
     pub electrum_url: Option<String>,
+    /// PEM certificates to trust for an ssl:// Electrum server (e.g. its self-signed one) [default: the system's].
+    #[arg(long, env = "ROT_ELECTRUM_CA_FILE")]
+    pub electrum_ca_file: Option<String>,
     /// Deepest reorganisation undone without reindexing [default: 100].
     #[arg(long, env = "ROT_REORG_LIMIT")]
     pub reorg_limit: Option<String>,
@@ -167,6 +174,7 @@ impl Args {
             ("ROT_PUBLIC_URL", &self.public_url),
             ("ROT_BACKEND", &self.backend),
             ("ROT_ELECTRUM_URL", &self.electrum_url),
+            ("ROT_ELECTRUM_CA_FILE", &self.electrum_ca_file),
             ("ROT_REORG_LIMIT", &self.reorg_limit),
             ("ROT_PROXIES", &self.proxies),
             ("ROT_COIN_FILE", &self.coin_file),
@@ -322,6 +330,7 @@ impl Config {
                         invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
                     })?
                     .to_owned(),
+                ca_file: get(map, "ROT_ELECTRUM_CA_FILE").map(PathBuf::from),
             },
             other => {
                 return Err(invalid(

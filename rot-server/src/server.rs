@@ -13,6 +13,7 @@ use crate::Error;
 use crate::api::{AppState, app};
 use crate::backend::Backend;
 use crate::config::{BackendConfig, Config, RpcAuth};
+use crate::electrum::ElectrumBackend;
 use crate::heartbeat::{self, Sequence};
 use crate::native::NativeBackend;
 use crate::rpc::{NodeAuth, NodeRpc};
@@ -90,10 +91,17 @@ pub async fn start(
             tasks.push(task);
             Arc::new(backend)
         }
-        BackendConfig::Electrum { url } => {
-            return Err(Error::Config(format!(
-                "ROT_BACKEND=electrum ({url}) is not available in this build yet"
-            )));
+        BackendConfig::Electrum { url, ca_file } => {
+            let (backend, task) = ElectrumBackend::start(
+                url,
+                ca_file.as_deref(),
+                &profile,
+                &config.data_dir,
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            Arc::new(backend)
         }
     };
 
