@@ -324,14 +324,16 @@ impl Config {
 
         let backend = match get(map, "ROT_BACKEND").unwrap_or("native") {
             "native" => BackendConfig::Native,
-            "electrum" => BackendConfig::Electrum {
-                url: get(map, "ROT_ELECTRUM_URL")
-                    .ok_or_else(|| {
-                        invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
-                    })?
-                    .to_owned(),
-                ca_file: get(map, "ROT_ELECTRUM_CA_FILE").map(PathBuf::from),
-            },
+            "electrum" => {
+                let url = get(map, "ROT_ELECTRUM_URL").ok_or_else(|| {
+                    invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
+                })?;
+                crate::electrum_rpc::ElectrumUrl::parse(url)?;
+                BackendConfig::Electrum {
+                    url: url.to_owned(),
+                    ca_file: get(map, "ROT_ELECTRUM_CA_FILE").map(PathBuf::from),
+                }
+            }
             other => {
                 return Err(invalid(
                     "ROT_BACKEND",
@@ -494,6 +496,14 @@ mod tests {
             (
                 vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")],
                 "ROT_REORG_LIMIT",
+            ),
+            (
+                vec![
+                    ("ROT_COIN_TIKKER", "LTC"),
+                    ("ROT_BACKEND", "electrum"),
+                    ("ROT_ELECTRUM_URL", "http://electrum:50001"),
+                ],
+                "ROT_ELECTRUM_URL",
             ),
         ] {
             let mut m = map(&pairs);

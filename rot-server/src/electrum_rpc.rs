@@ -48,6 +48,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 /// Longest pause between connection attempts, so a restarted server is used again soon.
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
+/// Connections kept to the server. ElectrumX 2.0 holds a small answer back for up to a
+/// second after its previous send on the same connection (padding against traffic analysis),
+/// and runs at most ten requests per connection at once by default: spreading requests over
+/// a few connections, to the one the server has been quiet on longest, keeps answers prompt at
+/// light load. Few enough for servers that limit connections per address (Fulcrum: 12,
+/// loopback exempt).
+const POOL_SIZE: usize = 8;
 /// Bound on one answer line: a large transaction in hex, or 2016 headers, stay far below;
 /// the cap stops a broken server from exhausting memory.
 const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
@@ -166,10 +173,10 @@ struct Shared {
     wakeups: watch::Sender<u64>,
 }
 
-/// The current connection and the reconnection schedule.
+/// The open connections and the reconnection schedule.
 #[derive(Default)]
 struct Slot {
-    live: Option<Arc<Connection>>,
+    live: Vec<Arc<Connection>>,
     /// No new attempt before this instant after a failed one.
     next_attempt: Option<Instant>,
     backoff: Duration,
@@ -190,6 +197,16 @@ struct ConnectionState {
     closed: AtomicBool,
     /// When the reader last received a line, to tell a slow answer from a dead connection.
     last_heard: Mutex<Instant>,
+}
+
+impl ConnectionState {
+    /// Orders connections for the next request: those with nothing in flight first, then
+    /// the one the server has been quiet on longest.
+    fn busyness(&self) -> (usize, std::cmp::Reverse<Duration>) {
+        let in_flight = self.pending.lock().expect("pending lock").len();
+        let quiet = self.last_heard.lock().expect("heard lock").elapsed();
+        (in_flight, std::cmp::Reverse(quiet))
+    }
 }
 
 impl Drop for Connection {
@@ -289,46 +306,47 @@ impl ElectrumRpc {
         }
     }
 
-    /// The live connection, opening one if there is none and the back-off allows.
+    /// A connection to send on: the pool grows to [`POOL_SIZE`] while the back-off allows,
+    /// and the connection the server has been quiet on longest is chosen (see [`POOL_SIZE`]).
     async fn connection(&self) -> Result<Arc<Connection>, Error> {
         let mut slot = self.shared.slot.lock().await;
-        if let Some(live) = &slot.live {
-            if !live.state.closed.load(Ordering::Acquire) {
-                return Ok(live.clone());
-            }
+        let before = slot.live.len();
+        slot.live
+            .retain(|connection| !connection.state.closed.load(Ordering::Acquire));
+        if slot.live.len() < before {
             // Lost just now: try again at once, then back off.
-            slot.live = None;
             slot.next_attempt = None;
             slot.backoff = RECONNECT_FIRST;
             tracing::warn!(url = %self.shared.label, "connection to the Electrum server lost; reconnecting");
         }
-        if let Some(at) = slot.next_attempt {
-            let now = Instant::now();
-            if now < at {
-                return Err(self.unreachable(format!(
-                    "{}; next attempt in {} ms",
-                    slot.last_error,
-                    (at - now).as_millis()
-                )));
+        let now = Instant::now();
+        let may_open = slot.next_attempt.is_none_or(|at| now >= at);
+        if slot.live.len() < POOL_SIZE && may_open {
+            match self.open().await {
+                Ok(connection) => {
+                    if slot.live.is_empty() {
+                        tracing::info!(url = %self.shared.label, "connected to the Electrum server");
+                        self.shared.wakeups.send_modify(|n| *n += 1);
+                    }
+                    slot.live.push(Arc::new(connection));
+                    slot.next_attempt = None;
+                    slot.backoff = RECONNECT_FIRST;
+                }
+                Err(error) => {
+                    slot.last_error = error.to_string();
+                    slot.next_attempt = Some(Instant::now() + slot.backoff);
+                    slot.backoff = (slot.backoff * 2).min(RECONNECT_MAX);
+                    if slot.live.is_empty() {
+                        return Err(error);
+                    }
+                }
             }
         }
-        match self.open().await {
-            Ok(connection) => {
-                let connection = Arc::new(connection);
-                slot.live = Some(connection.clone());
-                slot.next_attempt = None;
-                slot.backoff = RECONNECT_FIRST;
-                tracing::info!(url = %self.shared.label, "connected to the Electrum server");
-                self.shared.wakeups.send_modify(|n| *n += 1);
-                Ok(connection)
-            }
-            Err(error) => {
-                slot.last_error = error.to_string();
-                slot.next_attempt = Some(Instant::now() + slot.backoff);
-                slot.backoff = (slot.backoff * 2).min(RECONNECT_MAX);
-                Err(error)
-            }
+        if let Some(quietest) = slot.live.iter().min_by_key(|c| c.state.busyness()) {
+            return Ok(quietest.clone());
         }
+        let wait = slot.next_attempt.map_or(0, |at| (at - now).as_millis());
+        Err(self.unreachable(format!("{}; next attempt in {wait} ms", slot.last_error)))
     }
 
     /// Opens and checks a connection: protocol version, the coin's genesis hash, and the
@@ -441,6 +459,10 @@ impl Connection {
                 ids.push(id);
                 receivers.push(receiver);
             }
+        }
+        if self.state.closed.load(Ordering::Acquire) {
+            // The reader stopped before our requests were registered: nobody would answer.
+            return Err("connection closed".to_owned());
         }
         let deadline = Instant::now() + CALL_TIMEOUT;
         let sent = tokio::time::timeout_at(deadline, async {
