@@ -9,6 +9,7 @@
 pub mod api;
 pub mod backend;
 pub mod config;
+pub mod discovery;
 pub mod electrum;
 pub mod electrum_rpc;
 pub mod error;

@@ -64,6 +64,15 @@ pub enum Error {
         detail: String,
     },
 
+    /// A request to a rot-server's API failed or answered unexpectedly.
+    #[error("{what}: {reason}")]
+    Api {
+        /// The request.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The node answered an RPC with an error.
     #[error(transparent)]
     Rpc(#[from] rot_server::Error),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rot_proto::Hash256;
 use rot_server::rpc::{NodeAuth, NodeNetwork, NodeRpc};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -36,6 +37,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: u32 = 3;
 /// Log lines shown with errors and when a test panics.
 const LOG_TAIL_LINES: usize = 40;
+/// First block with MWEB on regtest (BIP 9 deployment, always signalled by regtest miners).
+pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
 /// Name of the node's combined stdout/stderr log inside the data dir.
 const LOG_FILE: &str = "litecoind.log";
 
@@ -284,6 +287,32 @@ impl Litecoind {
             return Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?));
         }
         self.create_wallet(name).await
+    }
+
+    /// Calls any RPC `method` of the node with positional `params`.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, Error> {
+        Ok(self.rpc.call(method, params).await?)
+    }
+
+    /// Mines up to MWEB activation (regtest height 432) with a peg-in of `pegin_sat` from
+    /// `wallet` in the activating block, which needs one: without a peg-in the node cannot
+    /// build that block's HogEx. The chain must be below 432 and `wallet` must have mature
+    /// coins. Returns the peg-in's txid.
+    pub async fn activate_mweb(
+        &self,
+        wallet: &Wallet,
+        pegin_sat: u64,
+        miner_address: &str,
+    ) -> Result<Hash256, Error> {
+        let (height, _) = self.tip().await?;
+        if height + 1 < MWEB_ACTIVATION_HEIGHT {
+            self.mine(MWEB_ACTIVATION_HEIGHT - 1 - height, miner_address)
+                .await?;
+        }
+        let stealth = wallet.new_address(crate::AddressType::Mweb).await?;
+        let pegin = wallet.send_to(&stealth, pegin_sat).await?;
+        self.mine(1, miner_address).await?;
+        Ok(pegin)
     }
 
     /// Mines `blocks` blocks paying to `address`; returns their hashes.
@@ -625,7 +654,11 @@ fn find_binary(configured: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Polls `check` until it reports true or `timeout` passes. `check` returns whether the
 /// condition holds and a description of the current state for the timeout message.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(bool, String), Error>>,
