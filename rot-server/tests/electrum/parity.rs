@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use rot_harness::{AddressType, Litecoind};
-use rot_proto::Hash256;
+use rot_proto::conformance::{Conformance, Options, Outcome, Verdict, check};
+use rot_proto::{Coins, Hash256, Network};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Addresses, Body, Pair, WAIT, electrum_unsupported, electrumx, get, json_of, node, pair,
-    same_answer, same_answers, script_hash, signed_spend, wallet_activity,
+    Addresses, Pair, WAIT, electrum_unsupported, electrumx, get, json_of, node, pair, same_answer,
+    same_answers, script_hash, signed_spend, wallet_activity,
 };
 
 const UNKNOWN: &str = "00000000000000000000000000000000000000000000000000000000000000aa";
@@ -23,8 +24,10 @@ async fn every_endpoint_answers_as_the_native_backend_also_after_a_reorg() {
     let electrumx = electrumx().start(&node).await.unwrap();
     let pair = pair(&node, &electrumx.url()).await;
     pair.wait_for_node(&node).await;
+    // Both mempool transactions touch the legacy address.
     let mempool_path = format!("/address/{}/txs/mempool", addresses.legacy);
-    settle(&pair, &mempool_path).await;
+    let mempool: Vec<Hash256> = node.rpc().call("getrawmempool", json!([])).await.unwrap();
+    settle(&pair, &mempool_path, &mempool).await;
 
     let answered = compare_everything(&node, &pair, &addresses).await;
     assert!(answered > 120, "only {answered} paths answered 200");
@@ -37,7 +40,7 @@ async fn every_endpoint_answers_as_the_native_backend_also_after_a_reorg() {
     let txid: Hash256 = body.parse().unwrap();
     let mempool: Vec<Hash256> = node.rpc().call("getrawmempool", json!([])).await.unwrap();
     assert!(mempool.contains(&txid));
-    settle(&pair, &mempool_path).await;
+    settle(&pair, &mempool_path, &[txid]).await;
     same_answer(&pair, &format!("/tx/{txid}")).await;
     let mut bad = hex::decode(&raw).unwrap();
     let prevout = if bad[4] == 0 { 7 } else { 5 };
@@ -55,8 +58,9 @@ async fn every_endpoint_answers_as_the_native_backend_also_after_a_reorg() {
     addresses.miner = wallet.new_address(AddressType::Legacy).await.unwrap();
     node.mine(2, &addresses.miner).await.unwrap();
     pair.wait_for_node(&node).await;
-    wallet.send_to(&addresses.bech32, 7_000_000).await.unwrap();
-    settle(&pair, &format!("/address/{}/txs/mempool", addresses.bech32)).await;
+    let paid = wallet.send_to(&addresses.bech32, 7_000_000).await.unwrap();
+    let path = format!("/address/{}/txs/mempool", addresses.bech32);
+    settle(&pair, &path, &[paid]).await;
 
     let answered = compare_everything(&node, &pair, &addresses).await;
     assert!(answered > 120, "only {answered} paths answered 200");
@@ -72,6 +76,39 @@ async fn every_endpoint_answers_as_the_native_backend_also_after_a_reorg() {
     for txid in &x_txids[1..] {
         assert_eq!(same_answer(&pair, &format!("/tx/{txid}/status")).await, 200);
         same_answer(&pair, &format!("/tx/{txid}/merkle-proof")).await;
+    }
+    conformance_passes(&pair, &addresses).await;
+}
+
+/// The conformance suite proxies run passes on both; spent-by is skipped on the electrum
+/// server because it does not offer it.
+async fn conformance_passes(pair: &Pair, addresses: &Addresses) {
+    let coins = Coins::builtin();
+    let profile = coins.get("LTC", Network::Regtest).unwrap().clone();
+    let suite = Conformance::new(reqwest::Client::new(), profile);
+    let options = Options {
+        addresses: vec![addresses.legacy.clone(), addresses.bech32.clone()],
+        ..Options::default()
+    };
+    for (server, spent_by) in [
+        (&pair.native, Outcome::Pass),
+        (&pair.electrum, Outcome::Skip),
+    ] {
+        let report = suite.run(&server.url, &options).await.unwrap();
+        assert_eq!(
+            report.verdict(),
+            Verdict::Pass,
+            "{}: {report:#?}",
+            server.url
+        );
+        for result in &report.checks {
+            let expected = if result.name == check::SPENT_BY {
+                spent_by
+            } else {
+                Outcome::Pass
+            };
+            assert_eq!(result.outcome, expected, "{}: {result:#?}", server.url);
+        }
     }
 }
 
@@ -189,24 +226,24 @@ async fn unsupported_calls_are_501_and_not_advertised(node: &Litecoind, pair: &P
     assert_eq!(body["genesis_hash"], native["body"]["genesis_hash"]);
 }
 
-/// Waits until both servers give the same answer to `path` (ElectrumX and the native
-/// backend notice mempool changes each at their own pace), then compares it.
-async fn settle(pair: &Pair, path: &str) {
+/// Waits until both servers' answers to `path` name every one of `txids` (ElectrumX and the
+/// native backend notice mempool changes each at their own pace), then compares them.
+async fn settle(pair: &Pair, path: &str, txids: &[Hash256]) {
     let started = tokio::time::Instant::now();
-    loop {
-        let native = get(&format!("{}{path}", pair.native.url)).await;
-        let electrum = get(&format!("{}{path}", pair.electrum.url)).await;
-        let sorted = |(status, body): (u16, Body)| match body {
-            Body::Json(Value::Array(mut items)) => {
-                items.sort_by_key(|item| item["txid"].to_string());
-                (status, Body::Json(Value::Array(items)))
+    for server in [&pair.native, &pair.electrum] {
+        loop {
+            let (_, body) = get(&format!("{}{path}", server.url)).await;
+            let text = format!("{body:?}");
+            if txids.iter().all(|txid| text.contains(&txid.to_string())) {
+                break;
             }
-            other => (status, other),
-        };
-        if sorted(native) == sorted(electrum) || started.elapsed() > WAIT {
-            break;
+            assert!(
+                started.elapsed() < WAIT,
+                "{}{path} never named {txids:?}",
+                server.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     same_answer(pair, path).await;
 }
