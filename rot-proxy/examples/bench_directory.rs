@@ -418,6 +418,24 @@ async fn main() -> anyhow::Result<()> {
     );
     anyhow::ensure!(ok == s.keys, "not every key was admitted");
 
+    // The CPU cost of rebuilding the wallet answers (forced by a directory change, here a
+    // ban and unban of an unknown key), measured on this thread.
+    let directory = running.state.directory().clone();
+    let outsider = identity(s.keys + 1).public_key();
+    let rebuilds = 20;
+    let cpu_before = cpu_time("/proc/thread-self/stat");
+    for _ in 0..rebuilds {
+        directory.ban(outsider, "bench")?;
+        directory.unban(&outsider)?;
+        std::hint::black_box(directory.servers_answer("ltc-regtest")?);
+    }
+    let rebuild = cpu_time("/proc/thread-self/stat").saturating_sub(cpu_before) / rebuilds;
+    println!(
+        "rebuilding the answers for {} servers (entries unchanged): {} of CPU",
+        s.keys,
+        ms(rebuild)
+    );
+
     // 2. Heartbeats from registered keys, pre-signed.
     let signing = Instant::now();
     let now = unix_now();
