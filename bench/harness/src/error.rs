@@ -40,6 +40,39 @@ pub enum Error {
         last_state: String,
     },
 
+    /// No `electrumx_server` in `$ELECTRUMX_VENV/bin`, bench/.venv-electrumx/bin or on `PATH`.
+    #[error(
+        "electrumx_server not found ({0}); run bench/install-electrumx.sh or set ELECTRUMX_VENV"
+    )]
+    ElectrumXNotFound(String),
+
+    /// The ElectrumX process ended on its own.
+    #[error("electrumx_server exited ({status}); log tail:\n{log_tail}")]
+    ElectrumXExited {
+        /// Exit status as the OS reports it.
+        status: String,
+        /// Last lines of its log.
+        log_tail: String,
+    },
+
+    /// An Electrum server answered with an error or with something that is not JSON-RPC.
+    #[error("Electrum {method}: {detail}")]
+    Electrum {
+        /// The request's method.
+        method: String,
+        /// The server's error object, or what was wrong with the answer.
+        detail: String,
+    },
+
+    /// A request to a rot-server's API failed or answered unexpectedly.
+    #[error("{what}: {reason}")]
+    Api {
+        /// The request.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The node answered an RPC with an error.
     #[error(transparent)]
     Rpc(#[from] rot_server::Error),

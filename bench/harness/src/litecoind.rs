@@ -12,6 +12,7 @@ use std::time::Duration;
 use rot_proto::Hash256;
 use rot_server::rpc::{NodeAuth, NodeNetwork, NodeRpc};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -36,6 +37,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: u32 = 3;
 /// Log lines shown with errors and when a test panics.
 const LOG_TAIL_LINES: usize = 40;
+/// First block with MWEB on regtest (BIP 9 deployment, always signalled by regtest miners).
+pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
 /// Name of the node's combined stdout/stderr log inside the data dir.
 const LOG_FILE: &str = "litecoind.log";
 
@@ -47,6 +50,7 @@ pub struct LitecoindBuilder {
     user_password: Option<(String, String)>,
     extra_args: Vec<String>,
     startup_timeout: Duration,
+    kept_datadir: Option<PathBuf>,
 }
 
 impl Default for LitecoindBuilder {
@@ -57,6 +61,7 @@ impl Default for LitecoindBuilder {
             user_password: None,
             extra_args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            kept_datadir: None,
         }
     }
 }
@@ -86,6 +91,13 @@ impl LitecoindBuilder {
         self
     }
 
+    /// Runs the node in `dir` (created if missing) and keeps it afterwards, so a chain built
+    /// once is reused by the next start (the demo ring, cached benchmark chains).
+    pub fn datadir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kept_datadir = Some(dir.into());
+        self
+    }
+
     /// Bounds how long start and restart wait for the RPC server.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
@@ -96,13 +108,24 @@ impl LitecoindBuilder {
     /// answers.
     pub async fn start(self) -> Result<Litecoind, Error> {
         let binary = find_binary(self.binary.clone())?;
-        let datadir = tempfile::Builder::new()
-            .prefix("rot-litecoind-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                what: "creating the node's data dir".to_owned(),
-                source,
-            })?;
+        let datadir = match &self.kept_datadir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    what: format!("creating the node's data dir {}", dir.display()),
+                    source,
+                })?;
+                DataDir::Kept(dir.clone())
+            }
+            None => DataDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("rot-litecoind-")
+                    .tempdir()
+                    .map_err(|source| Error::Io {
+                        what: "creating the node's data dir".to_owned(),
+                        source,
+                    })?,
+            ),
+        };
         let mut attempt = 1;
         let mut node = Litecoind::new(binary, self, datadir)?;
         loop {
@@ -130,7 +153,23 @@ pub struct Litecoind {
     p2p_port: u16,
     rpc: NodeRpc,
     /// Dropped last, after the process is gone.
-    datadir: TempDir,
+    datadir: DataDir,
+}
+
+/// A node's data directory: removed with the node, or kept for the next start.
+#[derive(Debug)]
+enum DataDir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Kept(dir) => dir,
+        }
+    }
 }
 
 /// The part of `getpeerinfo` needed to recognise the link between two test nodes.
@@ -156,7 +195,7 @@ impl Litecoind {
         LitecoindBuilder::default()
     }
 
-    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: TempDir) -> Result<Self, Error> {
+    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: DataDir) -> Result<Self, Error> {
         let rpc_port = free_port()?;
         let rpc = client(&rpc_url(rpc_port), auth_of(&options, datadir.path()))?;
         Ok(Self {
@@ -202,9 +241,7 @@ impl Litecoind {
 
     /// The last `lines` lines of the node's log, for diagnosing failures.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        read_tail(&self.log_path(), lines)
     }
 
     /// The process id while the node runs.
@@ -239,6 +276,43 @@ impl Litecoind {
             .await?;
         let url = format!("{}wallet/{name}", self.rpc_url());
         Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?))
+    }
+
+    /// The wallet `name`: created on first use, and found again (loaded at startup, as
+    /// [`Litecoind::create_wallet`] asks) when the data dir is reused.
+    pub async fn open_wallet(&self, name: &str) -> Result<Wallet, Error> {
+        let loaded: Vec<String> = self.rpc.call("listwallets", json!([])).await?;
+        if loaded.iter().any(|w| w == name) {
+            let url = format!("{}wallet/{name}", self.rpc_url());
+            return Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?));
+        }
+        self.create_wallet(name).await
+    }
+
+    /// Calls any RPC `method` of the node with positional `params`.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, Error> {
+        Ok(self.rpc.call(method, params).await?)
+    }
+
+    /// Mines up to MWEB activation (regtest height 432) with a peg-in of `pegin_sat` from
+    /// `wallet` in the activating block, which needs one: without a peg-in the node cannot
+    /// build that block's HogEx. The chain must be below 432 and `wallet` must have mature
+    /// coins. Returns the peg-in's txid.
+    pub async fn activate_mweb(
+        &self,
+        wallet: &Wallet,
+        pegin_sat: u64,
+        miner_address: &str,
+    ) -> Result<Hash256, Error> {
+        let (height, _) = self.tip().await?;
+        if height + 1 < MWEB_ACTIVATION_HEIGHT {
+            self.mine(MWEB_ACTIVATION_HEIGHT - 1 - height, miner_address)
+                .await?;
+        }
+        let stealth = wallet.new_address(crate::AddressType::Mweb).await?;
+        let pegin = wallet.send_to(&stealth, pegin_sat).await?;
+        self.mine(1, miner_address).await?;
+        Ok(pegin)
     }
 
     /// Mines `blocks` blocks paying to `address`; returns their hashes.
@@ -357,7 +431,7 @@ impl Litecoind {
     }
 
     /// Asks the node to shut down and waits (bounded) for it to exit.
-    async fn stop(&mut self) -> Result<(), Error> {
+    pub async fn stop(&mut self) -> Result<(), Error> {
         if self.process.is_none() {
             return Ok(());
         }
@@ -530,9 +604,16 @@ fn rpc_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
+/// The last `lines` lines of a log file (empty when unreadable).
+pub(crate) fn read_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A loopback port nobody listens on right now (the OS picks it; another process could take
 /// it before the node binds, which fresh starts retry).
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
         what: "finding a free loopback port".to_owned(),
         source,
@@ -573,7 +654,11 @@ fn find_binary(configured: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Polls `check` until it reports true or `timeout` passes. `check` returns whether the
 /// condition holds and a description of the current state for the timeout message.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(bool, String), Error>>,
