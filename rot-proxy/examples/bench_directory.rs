@@ -340,11 +340,11 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let s = settings()?;
-    // Quiet unless asked, e.g. RUST_LOG=rot_proxy::directory=debug shows answer rebuilds.
+    // Errors only unless asked, e.g. RUST_LOG=rot_proxy::directory=debug shows answer rebuilds.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
         )
         .init();
     let profile = Coins::builtin()
