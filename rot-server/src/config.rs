@@ -23,7 +23,11 @@ pub enum BackendConfig {
     /// Index the coin node ourselves over its JSON-RPC.
     Native,
     /// Sit in front of an existing Electrum-protocol server (`tcp://host:port`, `ssl://host:port`).
-    Electrum { url: String },
+    Electrum {
+        url: String,
+        /// PEM certificates to trust for `ssl://` instead of the system's roots.
+        ca_file: Option<PathBuf>,
+    },
 }
 
 /// How to authenticate to the coin node's JSON-RPC.
@@ -115,6 +119,9 @@ pub struct Args {
     /// Electrum server for the electrum backend: tcp://host:port or ssl://host:port.
     #[arg(long, env = "ROT_ELECTRUM_URL")]
     pub electrum_url: Option<String>,
+    /// PEM certificates to trust for an ssl:// Electrum server (e.g. its self-signed one) [default: the system's].
+    #[arg(long, env = "ROT_ELECTRUM_CA_FILE")]
+    pub electrum_ca_file: Option<String>,
     /// Deepest reorganisation undone without reindexing [default: 100].
     #[arg(long, env = "ROT_REORG_LIMIT")]
     pub reorg_limit: Option<String>,
@@ -176,6 +183,7 @@ impl Args {
             ("ROT_PUBLIC_URL", &self.public_url),
             ("ROT_BACKEND", &self.backend),
             ("ROT_ELECTRUM_URL", &self.electrum_url),
+            ("ROT_ELECTRUM_CA_FILE", &self.electrum_ca_file),
             ("ROT_REORG_LIMIT", &self.reorg_limit),
             ("ROT_PROXIES", &self.proxies),
             ("ROT_BOOTSTRAP_PINS", &self.bootstrap_pins),
@@ -339,13 +347,16 @@ impl Config {
 
         let backend = match get(map, "ROT_BACKEND").unwrap_or("native") {
             "native" => BackendConfig::Native,
-            "electrum" => BackendConfig::Electrum {
-                url: get(map, "ROT_ELECTRUM_URL")
-                    .ok_or_else(|| {
-                        invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
-                    })?
-                    .to_owned(),
-            },
+            "electrum" => {
+                let url = get(map, "ROT_ELECTRUM_URL").ok_or_else(|| {
+                    invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
+                })?;
+                crate::electrum_rpc::ElectrumUrl::parse(url)?;
+                BackendConfig::Electrum {
+                    url: url.to_owned(),
+                    ca_file: get(map, "ROT_ELECTRUM_CA_FILE").map(PathBuf::from),
+                }
+            }
             other => {
                 return Err(invalid(
                     "ROT_BACKEND",
@@ -512,6 +523,14 @@ mod tests {
             (
                 vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")],
                 "ROT_REORG_LIMIT",
+            ),
+            (
+                vec![
+                    ("ROT_COIN_TIKKER", "LTC"),
+                    ("ROT_BACKEND", "electrum"),
+                    ("ROT_ELECTRUM_URL", "http://electrum:50001"),
+                ],
+                "ROT_ELECTRUM_URL",
             ),
         ] {
             let mut m = map(&pairs);

@@ -14,6 +14,7 @@ use crate::api::{AppState, app};
 use crate::backend::Backend;
 use crate::config::{BackendConfig, Config, RpcAuth};
 use crate::discovery::Discovery;
+use crate::electrum::ElectrumBackend;
 use crate::heartbeat::{Registrar, Sequence};
 use crate::native::NativeBackend;
 use crate::rpc::{NodeAuth, NodeRpc};
@@ -91,10 +92,17 @@ pub async fn start(
             tasks.push(task);
             Arc::new(backend)
         }
-        BackendConfig::Electrum { url } => {
-            return Err(Error::Config(format!(
-                "ROT_BACKEND=electrum ({url}) is not available in this build yet"
-            )));
+        BackendConfig::Electrum { url, ca_file } => {
+            let (backend, task) = ElectrumBackend::start(
+                url,
+                ca_file.as_deref(),
+                &profile,
+                &config.data_dir,
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            Arc::new(backend)
         }
     };
 
