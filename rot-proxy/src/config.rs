@@ -277,8 +277,13 @@ fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
 }
 
-/// A number setting of at least `min`, or `default` when unset.
-fn number<T>(map: &BTreeMap<String, String>, key: &str, default: T, min: T) -> Result<T, Error>
+/// A number setting within `range`, or `default` when unset.
+fn number<T>(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, Error>
 where
     T: FromStr + PartialOrd + fmt::Display,
     T::Err: fmt::Display,
@@ -287,14 +292,21 @@ where
         Some(text) => text.parse::<T>().map_err(|e| invalid(key, e))?,
         None => default,
     };
-    if value < min {
-        return Err(invalid(key, format!("must be at least {min}")));
+    if !range.contains(&value) {
+        return Err(invalid(
+            key,
+            format!("must be from {} to {}", range.start(), range.end()),
+        ));
     }
     Ok(value)
 }
 
+/// Longest duration setting accepted: a year, far beyond any sensible value, and small
+/// enough that no timer or sum of times overflows.
+const MAX_SECS: u64 = 365 * 24 * 3600;
+
 fn seconds(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
-    number(map, key, default, 1).map(Duration::from_secs)
+    number(map, key, default, 1..=MAX_SECS).map(Duration::from_secs)
 }
 
 fn flag(map: &BTreeMap<String, String>, key: &str) -> Result<bool, Error> {
@@ -362,15 +374,25 @@ impl Config {
             publish_urls: flag(map, "ROT_PROXY_PUBLISH_URLS")?,
             max_skew: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?,
             stale_after: seconds(map, "ROT_PROXY_STALE_SECS", 180)?,
-            max_heartbeat_bytes: number(map, "ROT_PROXY_MAX_HEARTBEAT_BYTES", 16 * 1024, 1024)?,
+            max_heartbeat_bytes: number(
+                map,
+                "ROT_PROXY_MAX_HEARTBEAT_BYTES",
+                16 * 1024,
+                1024..=1024 * 1024,
+            )?,
             register_rate: RegisterRate {
-                burst: number(map, "ROT_PROXY_REGISTER_BURST", 5, 1)?,
-                per_minute: number(map, "ROT_PROXY_REGISTER_PER_MINUTE", 1, 1)?,
+                burst: number(map, "ROT_PROXY_REGISTER_BURST", 5, 1..=1_000_000)?,
+                per_minute: number(map, "ROT_PROXY_REGISTER_PER_MINUTE", 1, 1..=1_000_000)?,
             },
-            max_servers_per_coin: number(map, "ROT_PROXY_MAX_SERVERS_PER_COIN", 1000, 1)?,
-            max_servers_per_addr: number(map, "ROT_PROXY_MAX_SERVERS_PER_ADDR", 2, 1)?,
+            max_servers_per_coin: number(
+                map,
+                "ROT_PROXY_MAX_SERVERS_PER_COIN",
+                1000,
+                1..=10_000_000,
+            )?,
+            max_servers_per_addr: number(map, "ROT_PROXY_MAX_SERVERS_PER_ADDR", 2, 1..=10_000_000)?,
             admission_timeout: seconds(map, "ROT_PROXY_ADMISSION_TIMEOUT_SECS", 5)?,
-            max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1)?,
+            max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1..=10_000)?,
             trust_forwarded_for: flag(map, "ROT_PROXY_TRUST_FORWARDED_FOR")?,
             request_timeout: seconds(map, "ROT_PROXY_REQUEST_TIMEOUT_SECS", 30)?,
         })
@@ -492,6 +514,20 @@ mod tests {
             (
                 vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_STALE_SECS", "0")],
                 "ROT_PROXY_STALE_SECS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_MAX_ADMISSIONS", "99999999999"),
+                ],
+                "ROT_PROXY_MAX_ADMISSIONS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_ADMISSION_TIMEOUT_SECS", "18446744073709551615"),
+                ],
+                "ROT_PROXY_ADMISSION_TIMEOUT_SECS",
             ),
             (
                 vec![
