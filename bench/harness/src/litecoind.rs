@@ -47,6 +47,7 @@ pub struct LitecoindBuilder {
     user_password: Option<(String, String)>,
     extra_args: Vec<String>,
     startup_timeout: Duration,
+    seed_datadir: Option<PathBuf>,
 }
 
 impl Default for LitecoindBuilder {
@@ -57,6 +58,7 @@ impl Default for LitecoindBuilder {
             user_password: None,
             extra_args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            seed_datadir: None,
         }
     }
 }
@@ -92,6 +94,14 @@ impl LitecoindBuilder {
         self
     }
 
+    /// Starts from a copy of `dir`, a data dir saved by [`Litecoind::save_datadir`] (e.g. a
+    /// cached benchmark chain), instead of an empty one. The copy is the node's; `dir` is
+    /// left as it is.
+    pub fn seed_datadir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.seed_datadir = Some(dir.into());
+        self
+    }
+
     /// Starts the node in a fresh data dir on free loopback ports and waits until its RPC
     /// answers.
     pub async fn start(self) -> Result<Litecoind, Error> {
@@ -103,6 +113,9 @@ impl LitecoindBuilder {
                 what: "creating the node's data dir".to_owned(),
                 source,
             })?;
+        if let Some(seed) = &self.seed_datadir {
+            copy_dir(seed, datadir.path())?;
+        }
         let mut attempt = 1;
         let mut node = Litecoind::new(binary, self, datadir)?;
         loop {
@@ -354,8 +367,20 @@ impl Litecoind {
         self.launch().await
     }
 
-    /// Asks the node to shut down and waits (bounded) for it to exit.
-    async fn stop(&mut self) -> Result<(), Error> {
+    /// Flushes and stops the node and copies its data dir to `dest` (created if missing), for
+    /// [`LitecoindBuilder::seed_datadir`]. The node stays stopped.
+    pub async fn save_datadir(&mut self, dest: &Path) -> Result<(), Error> {
+        // A node with idle keep-alive RPC connections waits for them to time out
+        // (-rpcservertimeout, 30 s) before it flushes, which can outlast the stop bound; the
+        // explicit flush makes the copy complete even if it is then killed.
+        self.flush_to_disk().await?;
+        self.stop().await?;
+        copy_dir(self.datadir(), dest)
+    }
+
+    /// Asks the node to shut down (it flushes its chain state) and waits, bounded, for it to
+    /// exit; kills it if it hangs.
+    pub async fn stop(&mut self) -> Result<(), Error> {
         if self.process.is_none() {
             return Ok(());
         }
@@ -526,6 +551,26 @@ fn client(url: &str, auth: NodeAuth) -> Result<NodeRpc, Error> {
 
 fn rpc_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
+}
+
+/// Copies the directory tree `from` into `to` (created if missing).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::create_dir_all(to).map_err(io(format!("creating {}", to.display())))?;
+    for entry in std::fs::read_dir(from).map_err(io(format!("listing {}", from.display())))? {
+        let entry = entry.map_err(io(format!("listing {}", from.display())))?;
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("inspecting {}", entry.path().display())))?;
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .map_err(io(format!("copying {}", entry.path().display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// The last `lines` lines of a log file (empty when unreadable).
