@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use rot_harness::{ElectrumX, Litecoind};
+use rot_harness::{ElectrumX, ElectrumXBuilder, Litecoind};
 use rot_proto::{Address, CoinProfile};
 use serde_json::{Value, json};
 
@@ -59,23 +59,34 @@ pub struct IndexResult {
     pub disk_bytes: u64,
 }
 
+/// The query results of one concurrency level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadLevel {
+    /// rot-server's `/address/:a/utxo`.
+    pub rot: LoadResult,
+    /// ElectrumX with its send hold off: its capacity.
+    pub electrumx: LoadResult,
+    /// ElectrumX as shipped: each small answer held up to 1 s.
+    pub electrumx_shipped: LoadResult,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     /// The chain indexed.
     pub chain: CachedChain,
-    /// rot-server's indexing.
-    pub rot_index: IndexResult,
-    /// ElectrumX's initial sync.
-    pub electrumx_index: IndexResult,
+    /// rot-server's indexing runs.
+    pub rot_index: Vec<IndexResult>,
+    /// ElectrumX's initial sync runs.
+    pub electrumx_index: Vec<IndexResult>,
     /// ElectrumX's version as it reports it.
     pub electrumx_version: String,
     /// Addresses queried.
     pub sample: usize,
     /// UTXOs the sample holds in total (both servers agreed on each).
     pub sample_utxos: usize,
-    /// Per level: rot-server's and ElectrumX's results.
-    pub loads: Vec<(LoadResult, LoadResult)>,
+    /// One entry per concurrency level.
+    pub loads: Vec<LoadLevel>,
     /// Length of each load level.
     pub duration: Duration,
     /// Peak memory of each server at the end of the run (after the queries).
@@ -97,52 +108,19 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
         "the cached node starts at height {height}, its manifest says {}",
         chain.manifest.height
     );
-    let node_pid = node.pid().context("node not running")?;
     warm_block_files(&node.datadir().join("regtest").join("blocks"))?;
 
     std::fs::create_dir_all(&options.work_dir)?;
-    let rot_data = options.work_dir.join("rot-data");
-    if rot_data.exists() {
-        std::fs::remove_dir_all(&rot_data)?;
-    }
-    eprintln!("rot-server: indexing {} blocks…", height + 1);
-    let node_cpu = ProcessStats::of(node_pid)?.cpu_secs;
-    let started = Instant::now();
-    let mut rot = RotServerProcess::start(
-        &options.rot_server,
-        &node,
-        &rot_data,
-        &options.work_dir.join("rot-server.log"),
-    )?;
-    rot.wait_for_height(height, options.index_timeout).await?;
-    let rot_index = IndexResult {
-        elapsed: started.elapsed(),
-        server: ProcessStats::of(rot.pid())?,
-        node_cpu_secs: ProcessStats::of(node_pid)?.cpu_secs - node_cpu,
-        disk_bytes: dir_size(&rot_data)?,
-    };
-    eprintln!("rot-server: {:.1} s", rot_index.elapsed.as_secs_f64());
-
-    eprintln!("ElectrumX: initial sync…");
-    let node_cpu = ProcessStats::of(node_pid)?.cpu_secs;
-    let started = Instant::now();
-    // ElectrumX slows down and then drops sessions whose request "cost" grows; a benchmark
-    // client is such a session, so the limits are off to measure its full speed.
-    let electrumx = ElectrumX::builder()
-        .env("COST_SOFT_LIMIT", "0")
-        .env("COST_HARD_LIMIT", "0")
-        .sync_timeout(options.index_timeout)
-        .start(&node)
-        .await?;
-    let electrumx_pid = electrumx.pid().context("ElectrumX not running")?;
-    let electrumx_index = IndexResult {
-        elapsed: started.elapsed(),
-        server: ProcessStats::of(electrumx_pid)?,
-        node_cpu_secs: ProcessStats::of(node_pid)?.cpu_secs - node_cpu,
-        disk_bytes: dir_size(&electrumx.db_dir())?,
-    };
-    eprintln!("ElectrumX: {:.1} s", electrumx_index.elapsed.as_secs_f64());
-    let electrumx_version = electrumx
+    // Two rounds, alternating, as other work on the machine makes single timings noisy. The
+    // second ElectrumX instance is the one without send hold, used for the capacity rows.
+    let (first_rot, rot_first_run) = index_rot(options, &node, 1).await?;
+    drop(first_rot);
+    std::fs::remove_dir_all(rot_data_dir(options, 1))?;
+    let (shipped, electrumx_first_run) = index_electrumx(&node, electrumx_builder(options)).await?;
+    let (rot, rot_second_run) = index_rot(options, &node, 2).await?;
+    let (unheld, electrumx_second_run) =
+        index_electrumx(&node, electrumx_builder(options).without_send_hold()).await?;
+    let electrumx_version = unheld
         .client()
         .await?
         .call("server.features", json!([]))
@@ -153,7 +131,8 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
 
     let targets = Arc::new(sample_targets(&chain, profile, options.sample)?);
     let rot_server = Server::RotServer(rot.url.clone());
-    let electrum_server = Server::Electrum(electrumx.address().to_owned());
+    let electrum_server = Server::Electrum(unheld.address().to_owned());
+    let shipped_server = Server::Electrum(shipped.address().to_owned());
     eprintln!(
         "checking that both servers agree on {} addresses…",
         targets.len()
@@ -163,23 +142,36 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
     let mut loads = Vec::new();
     for &clients in &options.concurrency {
         eprintln!("{clients} client(s), {:?} each server…", options.duration);
-        let ours = run_load(&rot_server, targets.clone(), clients, options.duration).await?;
-        let theirs = run_load(&electrum_server, targets.clone(), clients, options.duration).await?;
+        let level = LoadLevel {
+            rot: run_load(&rot_server, targets.clone(), clients, options.duration).await?,
+            electrumx: run_load(&electrum_server, targets.clone(), clients, options.duration)
+                .await?,
+            electrumx_shipped: run_load(
+                &shipped_server,
+                targets.clone(),
+                clients,
+                options.duration,
+            )
+            .await?,
+        };
         eprintln!(
-            "  rot-server {:.0} req/s, ElectrumX {:.0} req/s",
-            ours.rate(),
-            theirs.rate()
+            "  rot-server {:.0} req/s, ElectrumX {:.0} req/s ({:.0} req/s as shipped)",
+            level.rot.rate(),
+            level.electrumx.rate(),
+            level.electrumx_shipped.rate()
         );
-        loads.push((ours, theirs));
+        loads.push(level);
     }
-    let final_peak_rss_kib = (
-        ProcessStats::of(rot.pid())?.peak_rss_kib,
-        ProcessStats::of(electrumx_pid)?.peak_rss_kib,
-    );
+    let mut electrumx_peak = 0;
+    for server in [&shipped, &unheld] {
+        let pid = server.pid().context("ElectrumX not running")?;
+        electrumx_peak = electrumx_peak.max(ProcessStats::of(pid)?.peak_rss_kib);
+    }
+    let final_peak_rss_kib = (ProcessStats::of(rot.pid())?.peak_rss_kib, electrumx_peak);
     Ok(Comparison {
         chain,
-        rot_index,
-        electrumx_index,
+        rot_index: vec![rot_first_run, rot_second_run],
+        electrumx_index: vec![electrumx_first_run, electrumx_second_run],
         electrumx_version,
         sample: targets.len(),
         sample_utxos,
@@ -187,6 +179,74 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
         duration: options.duration,
         final_peak_rss_kib,
     })
+}
+
+/// Where rot-server's index of round `round` lives.
+fn rot_data_dir(options: &Options, round: u32) -> PathBuf {
+    options.work_dir.join(format!("rot-data-{round}"))
+}
+
+/// Starts rot-server on a fresh index and waits until it has indexed the node's chain.
+async fn index_rot(
+    options: &Options,
+    node: &Litecoind,
+    round: u32,
+) -> anyhow::Result<(RotServerProcess, IndexResult)> {
+    let data = rot_data_dir(options, round);
+    if data.exists() {
+        std::fs::remove_dir_all(&data)?;
+    }
+    let (height, _) = node.tip().await?;
+    let node_pid = node.pid().context("node not running")?;
+    eprintln!("rot-server, round {round}: indexing {} blocks…", height + 1);
+    let node_cpu = ProcessStats::of(node_pid)?.cpu_secs;
+    let started = Instant::now();
+    let mut server = RotServerProcess::start(
+        &options.rot_server,
+        node,
+        &data,
+        &options.work_dir.join(format!("rot-server-{round}.log")),
+    )?;
+    server
+        .wait_for_height(height, options.index_timeout)
+        .await?;
+    let result = IndexResult {
+        elapsed: started.elapsed(),
+        server: ProcessStats::of(server.pid())?,
+        node_cpu_secs: ProcessStats::of(node_pid)?.cpu_secs - node_cpu,
+        disk_bytes: dir_size(&data)?,
+    };
+    eprintln!("  {:.1} s", result.elapsed.as_secs_f64());
+    Ok((server, result))
+}
+
+/// Starts ElectrumX on a fresh database; it answers once it has caught up with the node.
+async fn index_electrumx(
+    node: &Litecoind,
+    builder: ElectrumXBuilder,
+) -> anyhow::Result<(ElectrumX, IndexResult)> {
+    let node_pid = node.pid().context("node not running")?;
+    eprintln!("ElectrumX: initial sync…");
+    let node_cpu = ProcessStats::of(node_pid)?.cpu_secs;
+    let started = Instant::now();
+    let server = builder.start(node).await?;
+    let result = IndexResult {
+        elapsed: started.elapsed(),
+        server: ProcessStats::of(server.pid().context("ElectrumX not running")?)?,
+        node_cpu_secs: ProcessStats::of(node_pid)?.cpu_secs - node_cpu,
+        disk_bytes: dir_size(&server.db_dir())?,
+    };
+    eprintln!("  {:.1} s", result.elapsed.as_secs_f64());
+    Ok((server, result))
+}
+
+/// ElectrumX as the benchmark runs it. ElectrumX slows down, then drops, sessions whose
+/// request "cost" grows; a benchmark client is such a session, so the limits are off.
+fn electrumx_builder(options: &Options) -> ElectrumXBuilder {
+    ElectrumX::builder()
+        .env("COST_SOFT_LIMIT", "0")
+        .env("COST_HARD_LIMIT", "0")
+        .sync_timeout(options.index_timeout)
 }
 
 /// Reads the node's block files once, so neither server pays for the first disk read.
