@@ -15,13 +15,15 @@ use serde_json::{Value, json};
 use crate::chain::{
     CachedChain, ChainSpec, NODE_STARTUP_TIMEOUT, SplitMix, dir_size, ensure_chain,
 };
-use crate::load::{Connection, LoadResult, Server, Target, run_load};
+use crate::load::{Connection, LoadResult, LoadSample, Server, Target, run_load};
 use crate::process_stats::ProcessStats;
 use crate::rot_server_process::RotServerProcess;
 
 /// Credentials the benchmark node is started with (ElectrumX's `DAEMON_URL` needs a user).
 const RPC_USER: &str = "rot-bench";
 const RPC_PASSWORD: &str = "rot-bench-loopback-only";
+/// Stretches each load level is split into per server, alternating between the servers.
+const LOAD_STRETCHES: u32 = 2;
 /// Seed of the address sample, fixed so every run asks for the same addresses.
 const SAMPLE_SEED: u64 = 0x5341_4d50_4c45;
 
@@ -139,20 +141,34 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
     );
     let sample_utxos = check_agreement(&rot_server, &electrum_server, &targets).await?;
 
+    // Each level alternates the servers in short stretches, so a burst of other work on the
+    // machine falls on all of them alike.
+    let servers = [
+        (&rot_server, rot.pid()),
+        (
+            &electrum_server,
+            unheld.pid().context("ElectrumX not running")?,
+        ),
+        (
+            &shipped_server,
+            shipped.pid().context("ElectrumX not running")?,
+        ),
+    ];
+    let stretch = options.duration / LOAD_STRETCHES;
     let mut loads = Vec::new();
     for &clients in &options.concurrency {
         eprintln!("{clients} client(s), {:?} each server…", options.duration);
+        let mut samples: [Vec<LoadSample>; 3] = Default::default();
+        for _ in 0..LOAD_STRETCHES {
+            for ((server, pid), own) in servers.iter().zip(&mut samples) {
+                own.push(measure(server, *pid, &targets, clients, stretch).await?);
+            }
+        }
+        let [rot_samples, unheld_samples, shipped_samples] = samples;
         let level = LoadLevel {
-            rot: run_load(&rot_server, targets.clone(), clients, options.duration).await?,
-            electrumx: run_load(&electrum_server, targets.clone(), clients, options.duration)
-                .await?,
-            electrumx_shipped: run_load(
-                &shipped_server,
-                targets.clone(),
-                clients,
-                options.duration,
-            )
-            .await?,
+            rot: LoadResult::from_samples(clients, rot_samples),
+            electrumx: LoadResult::from_samples(clients, unheld_samples),
+            electrumx_shipped: LoadResult::from_samples(clients, shipped_samples),
         };
         eprintln!(
             "  rot-server {:.0} req/s, ElectrumX {:.0} req/s ({:.0} req/s as shipped)",
@@ -179,6 +195,23 @@ pub async fn run(options: &Options, profile: &CoinProfile) -> anyhow::Result<Com
         duration: options.duration,
         final_peak_rss_kib,
     })
+}
+
+/// One stretch of load on `server` (process `pid`), with the CPU time it cost the server and
+/// the load generator.
+async fn measure(
+    server: &Server,
+    pid: u32,
+    targets: &Arc<Vec<Target>>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadSample> {
+    let own = std::process::id();
+    let (server_cpu, client_cpu) = (ProcessStats::of(pid)?, ProcessStats::of(own)?);
+    let mut sample = run_load(server, targets.clone(), clients, duration).await?;
+    sample.server_cpu_secs = ProcessStats::of(pid)?.cpu_secs - server_cpu.cpu_secs;
+    sample.client_cpu_secs = ProcessStats::of(own)?.cpu_secs - client_cpu.cpu_secs;
+    Ok(sample)
 }
 
 /// Where rot-server's index of round `round` lives.

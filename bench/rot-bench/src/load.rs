@@ -31,7 +31,22 @@ pub enum Server {
     Electrum(String),
 }
 
-/// What one load level measured.
+/// What one stretch of load measured.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadSample {
+    /// Latency of every successful request.
+    pub latencies: Vec<Duration>,
+    /// Failed requests (errors or non-200 answers).
+    pub errors: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// CPU seconds the server used meanwhile.
+    pub server_cpu_secs: f64,
+    /// CPU seconds the load generator (this process) used meanwhile.
+    pub client_cpu_secs: f64,
+}
+
+/// What one load level measured, over one or more stretches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadResult {
     /// Concurrent clients.
@@ -46,9 +61,45 @@ pub struct LoadResult {
     pub p50: Duration,
     /// 99th percentile latency.
     pub p99: Duration,
+    /// CPU cores the server kept busy on average.
+    pub server_cores: f64,
+    /// CPU cores the load generator kept busy on average.
+    pub client_cores: f64,
 }
 
 impl LoadResult {
+    /// Combines the stretches of one level.
+    pub fn from_samples(clients: usize, samples: Vec<LoadSample>) -> Self {
+        let elapsed: Duration = samples.iter().map(|s| s.elapsed).sum();
+        let server_cpu_secs: f64 = samples.iter().map(|s| s.server_cpu_secs).sum();
+        let client_cpu_secs: f64 = samples.iter().map(|s| s.client_cpu_secs).sum();
+        let errors = samples.iter().map(|s| s.errors).sum();
+        let mut latencies: Vec<Duration> = samples.into_iter().flat_map(|s| s.latencies).collect();
+        latencies.sort_unstable();
+        let percentile = |p: usize| {
+            latencies
+                .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Self {
+            clients,
+            requests: latencies.len() as u64,
+            errors,
+            elapsed,
+            p50: percentile(50),
+            p99: percentile(99),
+            server_cores: server_cpu_secs / elapsed.as_secs_f64().max(f64::EPSILON),
+            client_cores: client_cpu_secs / elapsed.as_secs_f64().max(f64::EPSILON),
+        }
+    }
+
+    /// Server CPU time per successful request.
+    pub fn server_cpu_per_request(&self) -> Duration {
+        let cpu = self.server_cores * self.elapsed.as_secs_f64();
+        Duration::from_secs_f64(cpu / self.requests.max(1) as f64)
+    }
+
     /// Successful requests per second.
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
@@ -56,13 +107,13 @@ impl LoadResult {
 }
 
 /// Runs `clients` clients against `server` for `duration`, cycling through `targets` (each
-/// client starting at a different place).
+/// client starting at a different place). The server's CPU time is left for the caller.
 pub async fn run_load(
     server: &Server,
     targets: Arc<Vec<Target>>,
     clients: usize,
     duration: Duration,
-) -> anyhow::Result<LoadResult> {
+) -> anyhow::Result<LoadSample> {
     ensure!(!targets.is_empty(), "no addresses to ask for");
     let started = Instant::now();
     let deadline = started + duration;
@@ -87,21 +138,12 @@ pub async fn run_load(
         latencies.append(&mut own);
         errors += own_errors;
     }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let percentile = |p: usize| {
-        latencies
-            .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(LoadResult {
-        clients,
-        requests: latencies.len() as u64,
+    Ok(LoadSample {
+        latencies,
         errors,
-        elapsed,
-        p50: percentile(50),
-        p99: percentile(99),
+        elapsed: started.elapsed(),
+        server_cpu_secs: 0.0,
+        client_cpu_secs: 0.0,
     })
 }
 
@@ -121,7 +163,7 @@ async fn client_loop(
             break;
         }
         let sent = Instant::now();
-        match connection.utxos(target).await {
+        match connection.ask_utxos(target).await {
             Ok(_) => latencies.push(sent.elapsed()),
             Err(_) => errors += 1,
         }
@@ -157,6 +199,32 @@ impl Connection {
             },
             Server::Electrum(address) => Self::Electrum(ElectrumClient::connect(address).await?),
         })
+    }
+
+    /// Asks for the unspent outputs of `target` and checks only that an answer came: the
+    /// load generator's own cost per request stays small next to the server's. Returns the
+    /// answer's length.
+    pub async fn ask_utxos(&mut self, target: &Target) -> anyhow::Result<usize> {
+        match self {
+            Self::Http { client, base } => {
+                let response = client
+                    .get(format!("{base}/address/{}/utxo", target.address))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                Ok(response.bytes().await?.len())
+            }
+            Self::Electrum(client) => {
+                let line = client
+                    .call_raw(
+                        "blockchain.scripthash.listunspent",
+                        json!([target.electrum_script_hash]),
+                    )
+                    .await?;
+                ensure!(line.contains("\"result\""), "error answer: {line}");
+                Ok(line.len())
+            }
+        }
     }
 
     /// The unspent outputs of `target` as the server answers them (JSON).

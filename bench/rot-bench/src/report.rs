@@ -67,7 +67,7 @@ pub fn render(run: &Comparison, context: &RunContext) -> String {
     );
     let _ = writeln!(
         out,
-        "- Queries: {} funded addresses ({} UTXOs in all, identical answers from both servers), {} s per level, one connection per client, one request in flight each",
+        "- Queries: {} funded addresses ({} UTXOs in all, identical answers from both servers), {} s per level and server in two alternating stretches, one connection per client, one request in flight each",
         run.sample,
         run.sample_utxos,
         run.duration.as_secs()
@@ -124,6 +124,20 @@ pub fn render(run: &Comparison, context: &RunContext) -> String {
         load_row(&mut out, "", &level.rot, &level.electrumx, "≥ 5×");
     }
     for level in &run.loads {
+        let (ours, theirs) = (
+            level.rot.server_cpu_per_request(),
+            level.electrumx.server_cpu_per_request(),
+        );
+        let _ = writeln!(
+            out,
+            "| server CPU per UTXO query, {} client(s) | {} | {} | {:.2}× less | |",
+            level.rot.clients,
+            micros(ours),
+            micros(theirs),
+            theirs.as_secs_f64() / ours.as_secs_f64().max(f64::EPSILON)
+        );
+    }
+    for level in &run.loads {
         load_row(
             &mut out,
             ", ElectrumX as shipped (send hold on)",
@@ -177,10 +191,12 @@ fn all_times(runs: &[IndexResult]) -> String {
 fn load_row(out: &mut String, label: &str, ours: &LoadResult, theirs: &LoadResult, target: &str) {
     let rate = |r: &LoadResult| {
         format!(
-            "{:.0} req/s (p50 {}, p99 {})",
+            "{:.0} req/s (p50 {}, p99 {}; cores: server {:.1}, clients {:.1})",
             r.rate(),
             ms(r.p50),
-            ms(r.p99)
+            ms(r.p99),
+            r.server_cores,
+            r.client_cores
         )
     };
     let _ = writeln!(
@@ -249,6 +265,10 @@ fn secs(d: Duration) -> String {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
 fn kib(value: u64) -> String {
