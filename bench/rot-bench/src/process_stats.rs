@@ -1,6 +1,8 @@
 //! What Linux's `/proc` tells about a running process: its peak resident memory (the
 //! kernel's high-water mark, so no sample can miss a short peak) and the CPU time it used.
 
+use std::sync::OnceLock;
+
 use anyhow::{Context, anyhow};
 
 /// Resource use of one process at one moment.
@@ -57,16 +59,19 @@ fn cpu_secs(stat: &str) -> anyhow::Result<f64> {
     Ok((ticks(14)? + ticks(15)?) as f64 / clock_ticks_per_sec())
 }
 
-/// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux platform Rust supports; read from
+/// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux platform Rust supports; read once from
 /// `getconf` when available.
 fn clock_ticks_per_sec() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 #[cfg(test)]
