@@ -264,6 +264,57 @@ pub enum Error {
         /// Number of transactions in the block.
         count: usize,
     },
+    // --- conformance and client ---
+    /// A base URL that requests cannot be built on.
+    #[error("invalid base URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No answer: connection refused or reset, timed out, body cut short or over the size
+    /// limit, or the service says it is unavailable (HTTP 500, 502, 503, 504). Not a sign that
+    /// the service lies.
+    #[error("{url} unreachable: {reason}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The service answered with an error status other than those of [`Error::Unreachable`].
+    #[error("{url} answered HTTP {status}: {message}")]
+    HttpStatus {
+        /// The URL asked.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The error body's code, when the answer carried the shared error body.
+        code: Option<String>,
+        /// The error body's message, or the start of the body.
+        message: String,
+    },
+    /// The service answered 200 with something that is not what was asked for: malformed, or
+    /// failing a check the client makes (a transaction that does not hash to its id, a header
+    /// without its proof of work).
+    #[error("wrong answer from {url}: {reason}")]
+    BadAnswer {
+        /// The URL asked.
+        url: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
+    /// A cross-check needs more independent sources than were given or could be found.
+    #[error(
+        "a cross-check over {wanted} sources needs {wanted} of them, only {available} available"
+    )]
+    NotEnoughSources {
+        /// Sources asked for.
+        wanted: usize,
+        /// Sources available.
+        available: usize,
+    },
 }
 
 /// The tail of a [`Error::WrongNetwork`] message: which known coins the address belongs to.

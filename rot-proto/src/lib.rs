@@ -6,9 +6,16 @@ pub mod address;
 pub mod auxpow;
 pub mod block;
 pub mod canonical;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod coin;
+#[cfg(feature = "client")]
+pub mod conformance;
+#[cfg(feature = "client")]
+pub mod cross_check;
 pub mod encode;
 mod error;
+pub mod esplora;
 pub mod hash;
 pub mod identity;
 pub mod keyfile;
@@ -16,10 +23,17 @@ pub mod merkle;
 pub mod message;
 pub mod mweb;
 pub mod network;
+#[cfg(feature = "client")]
+pub mod probe;
+#[cfg(feature = "client")]
+mod problem;
 pub mod rules;
+pub mod sample;
 pub mod script;
 pub mod script_hash;
 pub mod signed;
+#[cfg(feature = "client")]
+pub mod transport;
 pub mod tx;
 
 pub use address::{Address, Payload, WitnessProgram};

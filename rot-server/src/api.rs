@@ -534,3 +534,198 @@ async fn challenge(
     )
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use async_trait::async_trait;
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use rot_proto::message::{BackendKind, IndexProgress, Nonce};
+    use rot_proto::{Coins, MerkleProof, Network};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::backend::{BlockStatus, BlockSummary, OutSpend, Tip, TxStatus, Utxo};
+
+    /// A backend that knows nothing: every lookup is a 404, so these tests see only what
+    /// the HTTP layer itself decides.
+    #[derive(Debug)]
+    struct EmptyBackend(tokio::sync::watch::Sender<Tip>);
+
+    fn unknown<T>() -> Result<T, Error> {
+        Err(Error::NotFound("unknown".into()))
+    }
+
+    #[async_trait]
+    impl Backend for EmptyBackend {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Native
+        }
+        fn capabilities(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn tips(&self) -> tokio::sync::watch::Receiver<Tip> {
+            self.0.subscribe()
+        }
+        fn progress(&self) -> IndexProgress {
+            IndexProgress::default()
+        }
+        async fn block_hash(&self, _: u32) -> Result<Hash256, Error> {
+            unknown()
+        }
+        async fn block(&self, _: &Hash256) -> Result<BlockSummary, Error> {
+            unknown()
+        }
+        async fn block_status(&self, _: &Hash256) -> Result<BlockStatus, Error> {
+            unknown()
+        }
+        async fn block_txids(&self, _: &Hash256) -> Result<Vec<Hash256>, Error> {
+            unknown()
+        }
+        async fn transactions(&self, _: &[Hash256]) -> Result<Vec<Vec<u8>>, Error> {
+            unknown()
+        }
+        async fn tx_statuses(&self, _: &[Hash256]) -> Result<Vec<TxStatus>, Error> {
+            unknown()
+        }
+        async fn merkle_proof(&self, _: &Hash256) -> Result<MerkleProof, Error> {
+            unknown()
+        }
+        async fn outspends(&self, _: &Hash256, _: u32) -> Result<Vec<OutSpend>, Error> {
+            unknown()
+        }
+        async fn script_stats(&self, _: &ScriptHash) -> Result<(ScriptStats, ScriptStats), Error> {
+            Ok(Default::default())
+        }
+        async fn script_history(
+            &self,
+            _: &ScriptHash,
+            _: Option<&Hash256>,
+            _: usize,
+        ) -> Result<Vec<Hash256>, Error> {
+            Ok(Vec::new())
+        }
+        async fn script_mempool(&self, _: &ScriptHash, _: usize) -> Result<Vec<Hash256>, Error> {
+            Ok(Vec::new())
+        }
+        async fn script_utxos(&self, _: &ScriptHash) -> Result<Vec<Utxo>, Error> {
+            Ok(Vec::new())
+        }
+        async fn broadcast(&self, _: &[u8]) -> Result<Hash256, Error> {
+            unknown()
+        }
+        async fn fee_estimates(&self) -> Result<BTreeMap<u16, f64>, Error> {
+            Ok(BTreeMap::new())
+        }
+        async fn mempool_txids(&self) -> Result<Vec<Hash256>, Error> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn router() -> (Router, Identity) {
+        let profile = Coins::builtin()
+            .get("LTC", Network::Regtest)
+            .unwrap()
+            .clone();
+        let identity = Identity::from_seed([7; 32]);
+        let backend = Arc::new(EmptyBackend(tokio::sync::watch::channel(Tip::default()).0));
+        let state = AppState::new(
+            backend,
+            profile,
+            Identity::from_seed([7; 32]),
+            None,
+            Standings::default(),
+        );
+        (app(state, Duration::from_secs(5)), identity)
+    }
+
+    async fn send(method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body))
+            .unwrap();
+        let response = router().0.oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn client_mistakes_get_the_shared_error_body() {
+        let zeros = "0".repeat(64);
+        for (method, uri, body, status, code) in [
+            ("GET", "/nope".to_owned(), Vec::new(), 404, "not_found"),
+            (
+                "POST",
+                "/blocks/tip/height".to_owned(),
+                Vec::new(),
+                405,
+                "method_not_allowed",
+            ),
+            ("GET", "/tx/xyz".to_owned(), Vec::new(), 400, "bad_request"),
+            ("GET", format!("/tx/{zeros}"), Vec::new(), 404, "not_found"),
+            (
+                "GET",
+                "/block-height/x".to_owned(),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET",
+                "/address/nope".to_owned(),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET",
+                "/scripthash/nope/utxo".to_owned(),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET",
+                "/rot/v1/challenge".to_owned(),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            ("POST", "/tx".to_owned(), b"zz".to_vec(), 400, "bad_request"),
+            (
+                "POST",
+                "/tx".to_owned(),
+                vec![b'0'; MAX_BODY_BYTES + 2],
+                413,
+                "payload_too_large",
+            ),
+        ] {
+            let (got, body) = send(method, &uri, body).await;
+            assert_eq!(got.as_u16(), status, "{method} {uri}: {body}");
+            assert_eq!(body["error"]["code"], json!(code), "{method} {uri}: {body}");
+            assert!(body["error"]["message"].is_string(), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn challenge_answer_is_signed_and_echoes_the_nonce() {
+        let nonce = Nonce::random().unwrap();
+        let (status, body) = send(
+            "GET",
+            &format!("/rot/v1/challenge?nonce={nonce}"),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let signed: Signed<ChallengeAnswer> = serde_json::from_value(body).unwrap();
+        assert_eq!(signed.verify().unwrap().nonce, nonce);
+        assert_eq!(signed.signer().unwrap(), router().1.public_key());
+    }
+}

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rot_proto::{CoinProfile, Coins, Network};
 
 use crate::Error;
+use crate::discovery::BootstrapConfig;
 
 /// Which backend answers the API's queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +67,10 @@ pub struct Config {
     pub backend: BackendConfig,
     /// Deepest reorganisation undone from kept undo data.
     pub reorg_limit: u32,
-    /// Proxies to register with, given explicitly.
+    /// Proxies to register with, given explicitly (overrides discovery).
     pub proxies: Vec<String>,
+    /// Where to find the bootstrap list, to discover proxies.
+    pub bootstrap: Option<BootstrapConfig>,
     /// Timeout for one HTTP request to the API.
     pub request_timeout: Duration,
     /// Pause between heartbeats to each proxy when nothing happens.
@@ -118,6 +121,12 @@ pub struct Args {
     /// Proxies to register with, comma-separated URLs.
     #[arg(long, env = "ROT_PROXIES")]
     pub proxies: Option<String>,
+    /// Pinned bootstrap-list maintainer keys (JSON file), to discover proxies from the list.
+    #[arg(long, env = "ROT_BOOTSTRAP_PINS")]
+    pub bootstrap_pins: Option<String>,
+    /// Where to fetch the bootstrap list, comma-separated URLs (mirrors or proxies' /v1/bootstrap).
+    #[arg(long, env = "ROT_BOOTSTRAP_URLS")]
+    pub bootstrap_urls: Option<String>,
     /// Extra coin profile file (JSON) for a coin not built in.
     #[arg(long, env = "ROT_COIN_FILE")]
     pub coin_file: Option<String>,
@@ -169,6 +178,8 @@ impl Args {
             ("ROT_ELECTRUM_URL", &self.electrum_url),
             ("ROT_REORG_LIMIT", &self.reorg_limit),
             ("ROT_PROXIES", &self.proxies),
+            ("ROT_BOOTSTRAP_PINS", &self.bootstrap_pins),
+            ("ROT_BOOTSTRAP_URLS", &self.bootstrap_urls),
             ("ROT_COIN_FILE", &self.coin_file),
             ("ROT_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
             ("ROT_HEARTBEAT_SECS", &self.heartbeat_secs),
@@ -220,6 +231,18 @@ pub fn file_map(text: &str) -> Result<BTreeMap<String, String>, Error> {
 
 fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
     map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Splits a comma-separated list of URLs, dropping blanks and trailing slashes.
+fn comma_list(value: Option<&str>) -> Vec<String> {
+    value
+        .map(|list| {
+            list.split(',')
+                .map(|p| p.trim().trim_end_matches('/').to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn invalid(key: &str, why: impl fmt::Display) -> Error {
@@ -339,14 +362,17 @@ impl Config {
         if reorg_limit == 0 {
             return Err(invalid("ROT_REORG_LIMIT", "must be at least 1"));
         }
-        let proxies = get(map, "ROT_PROXIES")
-            .map(|list| {
-                list.split(',')
-                    .map(|p| p.trim().trim_end_matches('/').to_owned())
-                    .filter(|p| !p.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let proxies = comma_list(get(map, "ROT_PROXIES"));
+        let bootstrap = get(map, "ROT_BOOTSTRAP_PINS").map(|pins| BootstrapConfig {
+            pins_file: PathBuf::from(pins),
+            mirrors: comma_list(get(map, "ROT_BOOTSTRAP_URLS")),
+        });
+        if bootstrap.is_none() && get(map, "ROT_BOOTSTRAP_URLS").is_some() {
+            return Err(invalid(
+                "ROT_BOOTSTRAP_PINS",
+                "required with ROT_BOOTSTRAP_URLS: the maintainer keys to trust",
+            ));
+        }
         let request_timeout = match get(map, "ROT_REQUEST_TIMEOUT_SECS") {
             Some(v) => Duration::from_secs(
                 v.parse()
@@ -371,6 +397,7 @@ impl Config {
             backend,
             reorg_limit,
             proxies,
+            bootstrap,
             request_timeout,
         })
     }

@@ -86,33 +86,59 @@ impl Sequence {
     }
 }
 
-/// Sends heartbeats to every proxy in `proxies` until `shutdown`.
-pub fn spawn(
+/// Starts heartbeat loops to proxies: the fixed list of the configuration, or the proxies
+/// that discovery finds in the bootstrap list. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registrar {
     state: AppState,
-    proxies: Vec<String>,
+    http: reqwest::Client,
     public_url: String,
     sequence: Arc<Sequence>,
     interval: Duration,
-    shutdown: CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let http = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("HTTP client");
-    proxies
-        .into_iter()
-        .map(|proxy| {
-            let task = ProxyLink {
-                state: state.clone(),
-                http: http.clone(),
-                proxy,
-                public_url: public_url.clone(),
-                sequence: sequence.clone(),
-                interval,
-            };
-            tokio::spawn(task.run(state.tips(), shutdown.clone()))
-        })
-        .collect()
+}
+
+impl Registrar {
+    /// A registrar announcing `public_url` for the server of `state`.
+    pub fn new(
+        state: AppState,
+        public_url: String,
+        sequence: Arc<Sequence>,
+        interval: Duration,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("HTTP client");
+        Self {
+            state,
+            http,
+            public_url,
+            sequence,
+            interval,
+        }
+    }
+
+    /// Sends heartbeats to `proxy` until `shutdown`.
+    pub fn link(&self, proxy: String, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let task = ProxyLink {
+            state: self.state.clone(),
+            http: self.http.clone(),
+            proxy,
+            public_url: self.public_url.clone(),
+            sequence: self.sequence.clone(),
+            interval: self.interval,
+        };
+        tokio::spawn(task.run(self.state.tips(), shutdown))
+    }
+
+    /// Forgets the standing at a proxy that is no longer in the list.
+    pub fn forget(&self, proxy: &str) {
+        self.state
+            .standings()
+            .write()
+            .expect("standings lock")
+            .retain(|s| s.proxy_url != proxy);
+    }
 }
 
 /// The heartbeat loop for one proxy.

@@ -13,14 +13,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rot_proto::hash::sha256;
 use rot_proto::{Block, ChainRules, Hash256, IndexProgress};
 use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::backend::Tip;
 use crate::rpc::NodeRpc;
-use crate::store::{IndexedBlock, IndexedTx, OutPoint, Store};
+use crate::store::{IndexedBlock, IndexedOutput, IndexedTx, OutPoint, Store};
 
 /// Blocks asked for in one RPC batch.
 const FETCH_BATCH: u32 = 16;
@@ -65,7 +64,7 @@ pub fn indexed_block(height: u32, raw: &[u8], rules: &ChainRules) -> Result<Inde
             outputs: tx
                 .outputs()
                 .iter()
-                .map(|o| (sha256(o.script_pubkey), o.value))
+                .map(|o| IndexedOutput::new(o.script_pubkey, o.value))
                 .collect(),
         })
         .collect();

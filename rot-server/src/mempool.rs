@@ -8,14 +8,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use rot_proto::hash::sha256;
 use rot_proto::tx::Transaction;
 use rot_proto::{ChainRules, Hash256};
 
 use crate::Error;
 use crate::backend::ScriptStats;
 use crate::rpc::NodeRpc;
-use crate::store::{OutPoint, Store};
+use crate::store::{IndexedOutput, OutPoint, Store};
 
 /// New mempool transactions fetched per RPC batch.
 const FETCH_BATCH: usize = 500;
@@ -36,9 +35,10 @@ struct Entry {
     /// Arrival order, newest highest; Esplora lists mempool history newest first.
     seq: u64,
     inputs: Vec<OutPoint>,
-    /// Resolved prevouts (inputs of unknown outputs are skipped).
-    prevouts: Vec<Prevout>,
-    outputs: Vec<([u8; 32], u64)>,
+    /// Per input, its prevout once resolved. An input stays unresolved while its output is
+    /// in a block the index has not reached yet; later syncs retry it.
+    prevouts: Vec<Option<Prevout>>,
+    outputs: Vec<IndexedOutput>,
 }
 
 impl Entry {
@@ -52,17 +52,17 @@ impl Entry {
                 txid: i.prevout.txid,
                 vout: i.prevout.vout,
             })
-            .collect();
+            .collect::<Vec<_>>();
         let outputs = tx
             .outputs()
             .iter()
-            .map(|o| (sha256(o.script_pubkey), o.value))
+            .map(|o| IndexedOutput::new(o.script_pubkey, o.value))
             .collect();
         Ok(Self {
             raw: Arc::new(raw),
             seq: 0,
+            prevouts: vec![None; inputs.len()],
             inputs,
-            prevouts: Vec::new(),
             outputs,
         })
     }
@@ -137,45 +137,50 @@ impl Mempool {
         for (vin, outpoint) in entry.inputs.iter().enumerate() {
             self.spends.insert(*outpoint, (txid, vin as u32));
         }
-        for (script, _) in &entry.outputs {
+        for output in &entry.outputs {
             self.by_script
-                .entry(*script)
+                .entry(output.script)
                 .or_default()
                 .insert((entry.seq, txid));
         }
         self.txs.insert(txid, entry);
     }
 
-    /// Resolves prevouts of entries that have none yet, from the index or the mempool.
+    /// Resolves the prevouts still unknown, from the index or the mempool.
     fn resolve(&mut self, store: &Store) -> Result<(), Error> {
         let unresolved: Vec<Hash256> = self
             .txs
             .iter()
-            .filter(|(_, e)| e.prevouts.is_empty() && !e.inputs.is_empty())
+            .filter(|(_, e)| e.prevouts.iter().any(Option::is_none))
             .map(|(t, _)| *t)
             .collect();
         for txid in unresolved {
-            let inputs = self.txs[&txid].inputs.clone();
-            let seq = self.txs[&txid].seq;
-            let mut prevouts = Vec::with_capacity(inputs.len());
-            for outpoint in inputs {
-                let found = match self.txs.get(&outpoint.txid) {
+            let entry = &self.txs[&txid];
+            let seq = entry.seq;
+            let mut found = Vec::new();
+            for (vin, outpoint) in entry.inputs.iter().enumerate() {
+                if entry.prevouts[vin].is_some() {
+                    continue;
+                }
+                let output = match self.txs.get(&outpoint.txid) {
                     Some(parent) => parent
                         .outputs
                         .get(outpoint.vout as usize)
-                        .map(|&(script, value)| (script, value)),
-                    None => store.unspent(&outpoint)?.map(|o| (o.script, o.value)),
+                        .map(|o| (o.script, o.value)),
+                    None => store.unspent(outpoint)?.map(|o| (o.script, o.value)),
                 };
-                if let Some((script, value)) = found {
-                    prevouts.push(Prevout { script, value });
-                    self.by_script
-                        .entry(script)
-                        .or_default()
-                        .insert((seq, txid));
+                if let Some((script, value)) = output {
+                    found.push((vin, Prevout { script, value }));
                 }
             }
-            if let Some(entry) = self.txs.get_mut(&txid) {
-                entry.prevouts = prevouts;
+            for (vin, prevout) in found {
+                self.by_script
+                    .entry(prevout.script)
+                    .or_default()
+                    .insert((seq, txid));
+                if let Some(entry) = self.txs.get_mut(&txid) {
+                    entry.prevouts[vin] = Some(prevout);
+                }
             }
         }
         Ok(())
@@ -197,8 +202,8 @@ impl Mempool {
         let scripts = entry
             .outputs
             .iter()
-            .map(|(s, _)| *s)
-            .chain(entry.prevouts.iter().map(|p| p.script));
+            .map(|o| o.script)
+            .chain(entry.prevouts.iter().flatten().map(|p| p.script));
         for script in scripts {
             if let Some(set) = self.by_script.get_mut(&script) {
                 set.remove(&(entry.seq, *txid));
@@ -245,13 +250,13 @@ impl Mempool {
         for (_, txid) in set {
             let entry = &self.txs[txid];
             stats.tx_count += 1;
-            for (s, value) in &entry.outputs {
-                if s == script {
+            for output in &entry.outputs {
+                if &output.script == script {
                     stats.funded_txo_count += 1;
-                    stats.funded_txo_sum += value;
+                    stats.funded_txo_sum += output.value;
                 }
             }
-            for prevout in &entry.prevouts {
+            for prevout in entry.prevouts.iter().flatten() {
                 if &prevout.script == script {
                     stats.spent_txo_count += 1;
                     stats.spent_txo_sum += prevout.value;
@@ -272,18 +277,116 @@ impl Mempool {
                     .outputs
                     .iter()
                     .enumerate()
-                    .filter(|(_, (s, _))| s == script)
-                    .map(|(vout, (_, value))| {
+                    .filter(|(_, o)| o.spendable && &o.script == script)
+                    .map(|(vout, o)| {
                         (
                             OutPoint {
                                 txid: *txid,
                                 vout: vout as u32,
                             },
-                            *value,
+                            o.value,
                         )
                     })
             })
             .filter(|(outpoint, _)| !self.spends.contains_key(outpoint))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{IndexedBlock, IndexedTx};
+
+    fn h(n: u8) -> Hash256 {
+        Hash256([n; 32])
+    }
+
+    fn output(script: u8, value: u64) -> IndexedOutput {
+        IndexedOutput {
+            script: [script; 32],
+            value,
+            spendable: true,
+        }
+    }
+
+    fn block(height: u32, txid: Hash256, outputs: Vec<IndexedOutput>) -> IndexedBlock {
+        IndexedBlock {
+            height,
+            hash: h(200 + height as u8),
+            header: [0; 80],
+            size: 100,
+            weight: 400,
+            txs: vec![IndexedTx {
+                txid,
+                inputs: Vec::new(),
+                outputs,
+            }],
+        }
+    }
+
+    /// A mempool transaction may spend an output of a block the index has not reached yet
+    /// (the node mined it during our pass): that input is resolved on a later sync, even when
+    /// its other inputs were resolved at once.
+    #[test]
+    fn inputs_resolve_once_their_block_is_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("index"), "ltc-regtest", 1 << 20).unwrap();
+        store
+            .apply_blocks(&[block(0, h(1), vec![output(0xA, 50)])], 0, 10)
+            .unwrap();
+        let inputs = vec![
+            OutPoint {
+                txid: h(1),
+                vout: 0,
+            },
+            OutPoint {
+                txid: h(2),
+                vout: 0,
+            },
+        ];
+        let entry = Entry {
+            raw: Arc::new(Vec::new()),
+            seq: 0,
+            prevouts: vec![None; inputs.len()],
+            inputs,
+            outputs: vec![output(0xC, 60)],
+        };
+        let mut mempool = Mempool::default();
+        mempool.insert_unresolved(h(3), entry);
+        mempool.resolve(&store).unwrap();
+        assert_eq!(mempool.stats(&[0xA; 32]).spent_txo_sum, 50);
+        assert_eq!(mempool.stats(&[0xB; 32]), ScriptStats::default());
+
+        store
+            .apply_blocks(&[block(1, h(2), vec![output(0xB, 20)])], 0, 10)
+            .unwrap();
+        mempool.resolve(&store).unwrap();
+        let b = mempool.stats(&[0xB; 32]);
+        assert_eq!((b.spent_txo_count, b.spent_txo_sum, b.tx_count), (1, 20, 1));
+        assert_eq!(mempool.history(&[0xB; 32], 10), vec![h(3)]);
+        assert_eq!(mempool.stats(&[0xA; 32]).spent_txo_count, 1, "counted once");
+
+        mempool.remove(&h(3));
+        assert!(mempool.by_script.is_empty() && mempool.spends.is_empty());
+    }
+
+    #[test]
+    fn data_outputs_are_never_unspent() {
+        let mut mempool = Mempool::default();
+        let data = IndexedOutput {
+            spendable: false,
+            ..output(0x6a, 0)
+        };
+        let entry = Entry {
+            raw: Arc::new(Vec::new()),
+            seq: 0,
+            prevouts: Vec::new(),
+            inputs: Vec::new(),
+            outputs: vec![data],
+        };
+        mempool.insert_unresolved(h(4), entry);
+        assert_eq!(mempool.stats(&[0x6a; 32]).funded_txo_count, 1);
+        assert!(mempool.utxos(&[0x6a; 32]).is_empty());
     }
 }

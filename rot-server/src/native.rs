@@ -366,11 +366,12 @@ impl Backend for NativeBackend {
     }
 
     async fn fee_estimates(&self) -> Result<BTreeMap<u16, f64>, Error> {
-        let estimates = self.rpc.estimate_smart_fees(&ESPLORA_FEE_TARGETS).await?;
-        // Node rates are coins per 1000 vbytes; Esplora's are sat/vB.
-        Ok(estimates
+        // Already in sat/vB: the RPC client converts the node's coins per 1000 vbytes.
+        Ok(self
+            .rpc
+            .estimate_smart_fees(&ESPLORA_FEE_TARGETS)
+            .await?
             .into_iter()
-            .map(|(target, rate)| (target, rate * 100_000.0))
             .collect())
     }
 

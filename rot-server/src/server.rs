@@ -13,7 +13,8 @@ use crate::Error;
 use crate::api::{AppState, app};
 use crate::backend::Backend;
 use crate::config::{BackendConfig, Config, RpcAuth};
-use crate::heartbeat::{self, Sequence};
+use crate::discovery::Discovery;
+use crate::heartbeat::{Registrar, Sequence};
 use crate::native::NativeBackend;
 use crate::rpc::{NodeAuth, NodeRpc};
 use crate::store::Store;
@@ -116,19 +117,37 @@ pub async fn start(
         Some(public_url.clone()),
         standings,
     );
-    if !config.proxies.is_empty() {
+    if !config.proxies.is_empty() || config.bootstrap.is_some() {
         if config.public_url.is_none() {
             tracing::warn!(%public_url, "ROT_PUBLIC_URL not set; proxies are told to call back the listen address");
         }
         let sequence = Arc::new(Sequence::open(&config.data_dir.join("heartbeat.seq"))?);
-        tasks.extend(heartbeat::spawn(
+        let registrar = Registrar::new(
             state.clone(),
-            config.proxies.clone(),
             public_url,
             sequence,
             config.heartbeat_interval,
-            shutdown.clone(),
-        ));
+        );
+        match &config.bootstrap {
+            // A fixed list of proxies overrides discovery.
+            Some(_) if !config.proxies.is_empty() => {
+                tracing::info!("ROT_PROXIES set: not discovering proxies from the bootstrap list");
+            }
+            Some(bootstrap) => {
+                let cache = config.data_dir.join("bootstrap-cache.json");
+                let discovery = Discovery::new(
+                    bootstrap.clone(),
+                    cache,
+                    config.profile.id(),
+                    registrar.clone(),
+                )?;
+                tasks.push(tokio::spawn(discovery.run(shutdown.clone())));
+            }
+            None => {}
+        }
+        for proxy in &config.proxies {
+            tasks.push(registrar.link(proxy.clone(), shutdown.clone()));
+        }
     }
     let router = app(state.clone(), config.request_timeout);
     let serve_shutdown = shutdown.clone();

@@ -107,8 +107,41 @@ pub struct IndexedTx {
     pub txid: Hash256,
     /// Outpoints spent by the inputs (empty for a coinbase).
     pub inputs: Vec<OutPoint>,
-    /// Per output: Electrum script hash of its scriptPubKey (internal byte order), value.
-    pub outputs: Vec<([u8; 32], u64)>,
+    /// The outputs in order.
+    pub outputs: Vec<IndexedOutput>,
+}
+
+/// What the index needs of one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedOutput {
+    /// Electrum script hash of its scriptPubKey (internal byte order).
+    pub script: [u8; 32],
+    /// Amount.
+    pub value: u64,
+    /// False for outputs nobody can ever spend (OP_RETURN data carriers): they count in the
+    /// script's history and totals but, as in the node's UTXO set, are never unspent.
+    pub spendable: bool,
+}
+
+impl IndexedOutput {
+    /// The index's view of an output paying `value` to `script_pubkey`.
+    pub fn new(script_pubkey: &[u8], value: u64) -> Self {
+        Self {
+            script: rot_proto::hash::sha256(script_pubkey),
+            value,
+            spendable: !is_unspendable(script_pubkey),
+        }
+    }
+}
+
+/// The opcode that makes an output a data carrier.
+const OP_RETURN: u8 = 0x6a;
+/// Largest script the node executes (`MAX_SCRIPT_SIZE`); longer ones can never be spent.
+const MAX_SCRIPT_SIZE: usize = 10_000;
+
+/// The node's `CScript::IsUnspendable`: outputs it never adds to its UTXO set.
+fn is_unspendable(script_pubkey: &[u8]) -> bool {
+    script_pubkey.first() == Some(&OP_RETURN) || script_pubkey.len() > MAX_SCRIPT_SIZE
 }
 
 /// What the index needs of one block.
@@ -687,28 +720,32 @@ impl Store {
                 touched.push(prev.script);
             }
 
-            for (vout, (script, value)) in tx.outputs.iter().enumerate() {
+            for (vout, output) in tx.outputs.iter().enumerate() {
+                let IndexedOutput { script, value, .. } = *output;
+                let d = deltas.entry(script).or_default();
+                d.funded_txo_count += 1;
+                d.funded_txo_sum += value;
+                touched.push(script);
+                if !output.spendable {
+                    continue;
+                }
                 let outpoint = OutPoint {
                     txid: tx.txid,
                     vout: vout as u32,
                 };
                 let out = StoredOutput {
-                    script: *script,
-                    value: *value,
+                    script,
+                    value,
                     height: h,
                 };
                 pending.created.insert(outpoint, out);
-                created_here.push((outpoint, *script));
+                created_here.push((outpoint, script));
                 pending.batches[T_UNSPENT].insert(&outpoint.key()[..], &encode_output(&out)[..]);
                 let mut utxo = [0u8; 12];
                 utxo[..8].copy_from_slice(&value.to_be_bytes());
                 utxo[8..].copy_from_slice(&height_key);
                 pending.batches[T_SCRIPT_UTXOS]
-                    .insert(&script_utxo_key(script, &outpoint)[..], &utxo[..]);
-                let d = deltas.entry(*script).or_default();
-                d.funded_txo_count += 1;
-                d.funded_txo_sum += value;
-                touched.push(*script);
+                    .insert(&script_utxo_key(&script, &outpoint)[..], &utxo[..]);
             }
 
             touched.sort_unstable();
@@ -848,7 +885,12 @@ impl Store {
 
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
+        // sled's own flush_async can wait forever when nothing is dirty; flush on the
+        // blocking pool instead.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::Index(format!("flush task failed: {e}")))??;
         Ok(())
     }
 
@@ -898,7 +940,14 @@ mod tests {
                 .iter()
                 .map(|&(t, vout)| OutPoint { txid: h(t), vout })
                 .collect(),
-            outputs: outputs.iter().map(|&(s, v)| (script(s), v)).collect(),
+            outputs: outputs
+                .iter()
+                .map(|&(s, value)| IndexedOutput {
+                    script: script(s),
+                    value,
+                    spendable: s != 0x6a,
+                })
+                .collect(),
         }
     }
 
@@ -1006,6 +1055,34 @@ mod tests {
         assert_eq!(store.block_txids(1).unwrap(), vec![h(10), h(2), h(3)]);
         assert_eq!(store.block_at(2).unwrap().unwrap().time(), 1_600_000_002);
         assert_eq!(store.height_of(&h(201)).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn unspendable_outputs_count_in_history_but_are_never_unspent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, "a");
+        let empty = store.dump().unwrap();
+        store
+            .apply_blocks(
+                &[block(0, vec![tx(1, &[], &[(0xA, 50), (0x6a, 0)])])],
+                0,
+                10,
+            )
+            .unwrap();
+        let data = store.stats(&script(0x6a)).unwrap();
+        assert_eq!((data.funded_txo_count, data.tx_count), (1, 1));
+        assert_eq!(
+            store.history(&script(0x6a), None, 10).unwrap(),
+            vec![(0, h(1))]
+        );
+        assert!(store.script_utxos(&script(0x6a)).unwrap().is_empty());
+        let data_output = OutPoint {
+            txid: h(1),
+            vout: 1,
+        };
+        assert!(store.unspent(&data_output).unwrap().is_none());
+        store.undo_tip().unwrap();
+        assert_eq!(store.dump().unwrap(), empty);
     }
 
     #[test]

@@ -64,6 +64,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// A request to a rot-server's API failed or answered unexpectedly.
+    #[error("{what}: {reason}")]
+    Api {
+        /// The request.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A rot-proxy could not be configured or started.
+    #[error(transparent)]
+    Proxy(#[from] rot_proxy::Error),
+
     /// The node answered an RPC with an error.
     #[error(transparent)]
     Rpc(#[from] rot_server::Error),

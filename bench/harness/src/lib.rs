@@ -2,16 +2,22 @@
 //! tests and benchmarks, so they exercise the node's actual RPC, P2P and crash behaviour
 //! instead of mocks. Dev-only; never published.
 
+mod api;
+mod chain_view;
 mod electrum_client;
 mod electrumx;
 mod error;
 mod litecoind;
+mod proxy;
 mod server;
 mod wallet;
 
+pub use api::{ApiClient, Reply};
+pub use chain_view::{ChainView, NodeTx, Stats, sat};
 pub use electrum_client::ElectrumClient;
 pub use electrumx::{ElectrumX, ElectrumXBuilder};
 pub use error::Error;
-pub use litecoind::{Litecoind, LitecoindBuilder};
-pub use server::RotServer;
+pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
+pub use proxy::{ADMIN_TOKEN, RotProxy};
+pub use server::{RotServer, settings as rot_server_settings};
 pub use wallet::{AddressType, Wallet};

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rot_proto::Hash256;
 use rot_server::rpc::{NodeAuth, NodeNetwork, NodeRpc};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::time::Instant;
@@ -36,6 +37,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: u32 = 3;
 /// Log lines shown with errors and when a test panics.
 const LOG_TAIL_LINES: usize = 40;
+/// First block with MWEB on regtest (BIP 9 deployment, always signalled by regtest miners).
+pub const MWEB_ACTIVATION_HEIGHT: u32 = 432;
 /// Name of the node's combined stdout/stderr log inside the data dir.
 const LOG_FILE: &str = "litecoind.log";
 
@@ -47,6 +50,7 @@ pub struct LitecoindBuilder {
     user_password: Option<(String, String)>,
     extra_args: Vec<String>,
     startup_timeout: Duration,
+    kept_datadir: Option<PathBuf>,
     seed_datadir: Option<PathBuf>,
 }
 
@@ -58,6 +62,7 @@ impl Default for LitecoindBuilder {
             user_password: None,
             extra_args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            kept_datadir: None,
             seed_datadir: None,
         }
     }
@@ -88,6 +93,13 @@ impl LitecoindBuilder {
         self
     }
 
+    /// Runs the node in `dir` (created if missing) and keeps it afterwards, so a chain built
+    /// once is reused by the next start (the demo ring, cached benchmark chains).
+    pub fn datadir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.kept_datadir = Some(dir.into());
+        self
+    }
+
     /// Bounds how long start and restart wait for the RPC server.
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
@@ -95,8 +107,8 @@ impl LitecoindBuilder {
     }
 
     /// Starts from a copy of `dir`, a data dir saved by [`Litecoind::save_datadir`] (e.g. a
-    /// cached benchmark chain), instead of an empty one. The copy is the node's; `dir` is
-    /// left as it is.
+    /// cached benchmark chain), copied into the node's data dir before the first start, so
+    /// `dir` itself stays as it was.
     pub fn seed_datadir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.seed_datadir = Some(dir.into());
         self
@@ -106,13 +118,24 @@ impl LitecoindBuilder {
     /// answers.
     pub async fn start(self) -> Result<Litecoind, Error> {
         let binary = find_binary(self.binary.clone())?;
-        let datadir = tempfile::Builder::new()
-            .prefix("rot-litecoind-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                what: "creating the node's data dir".to_owned(),
-                source,
-            })?;
+        let datadir = match &self.kept_datadir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    what: format!("creating the node's data dir {}", dir.display()),
+                    source,
+                })?;
+                DataDir::Kept(dir.clone())
+            }
+            None => DataDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("rot-litecoind-")
+                    .tempdir()
+                    .map_err(|source| Error::Io {
+                        what: "creating the node's data dir".to_owned(),
+                        source,
+                    })?,
+            ),
+        };
         if let Some(seed) = &self.seed_datadir {
             copy_dir(seed, datadir.path())?;
         }
@@ -143,7 +166,23 @@ pub struct Litecoind {
     p2p_port: u16,
     rpc: NodeRpc,
     /// Dropped last, after the process is gone.
-    datadir: TempDir,
+    datadir: DataDir,
+}
+
+/// A node's data directory: removed with the node, or kept for the next start.
+#[derive(Debug)]
+enum DataDir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Kept(dir) => dir,
+        }
+    }
 }
 
 /// The part of `getpeerinfo` needed to recognise the link between two test nodes.
@@ -169,7 +208,7 @@ impl Litecoind {
         LitecoindBuilder::default()
     }
 
-    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: TempDir) -> Result<Self, Error> {
+    fn new(binary: PathBuf, options: LitecoindBuilder, datadir: DataDir) -> Result<Self, Error> {
         let rpc_port = free_port()?;
         let rpc = client(&rpc_url(rpc_port), auth_of(&options, datadir.path()))?;
         Ok(Self {
@@ -250,6 +289,43 @@ impl Litecoind {
             .await?;
         let url = format!("{}wallet/{name}", self.rpc_url());
         Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?))
+    }
+
+    /// The wallet `name`: created on first use, and found again (loaded at startup, as
+    /// [`Litecoind::create_wallet`] asks) when the data dir is reused.
+    pub async fn open_wallet(&self, name: &str) -> Result<Wallet, Error> {
+        let loaded: Vec<String> = self.rpc.call("listwallets", json!([])).await?;
+        if loaded.iter().any(|w| w == name) {
+            let url = format!("{}wallet/{name}", self.rpc_url());
+            return Ok(Wallet::new(name.to_owned(), client(&url, self.auth())?));
+        }
+        self.create_wallet(name).await
+    }
+
+    /// Calls any RPC `method` of the node with positional `params`.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, Error> {
+        Ok(self.rpc.call(method, params).await?)
+    }
+
+    /// Mines up to MWEB activation (regtest height 432) with a peg-in of `pegin_sat` from
+    /// `wallet` in the activating block, which needs one: without a peg-in the node cannot
+    /// build that block's HogEx. The chain must be below 432 and `wallet` must have mature
+    /// coins. Returns the peg-in's txid.
+    pub async fn activate_mweb(
+        &self,
+        wallet: &Wallet,
+        pegin_sat: u64,
+        miner_address: &str,
+    ) -> Result<Hash256, Error> {
+        let (height, _) = self.tip().await?;
+        if height + 1 < MWEB_ACTIVATION_HEIGHT {
+            self.mine(MWEB_ACTIVATION_HEIGHT - 1 - height, miner_address)
+                .await?;
+        }
+        let stealth = wallet.new_address(crate::AddressType::Mweb).await?;
+        let pegin = wallet.send_to(&stealth, pegin_sat).await?;
+        self.mine(1, miner_address).await?;
+        Ok(pegin)
     }
 
     /// Mines `blocks` blocks paying to `address`; returns their hashes.
@@ -623,7 +699,11 @@ fn find_binary(configured: Option<PathBuf>) -> Result<PathBuf, Error> {
 
 /// Polls `check` until it reports true or `timeout` passes. `check` returns whether the
 /// condition holds and a description of the current state for the timeout message.
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<(), Error>
+pub(crate) async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(bool, String), Error>>,

@@ -9,7 +9,11 @@ use rot_server::config::Config;
 use rot_server::server::{Running, start};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Error, Litecoind};
+use std::collections::BTreeSet;
+
+use rot_proto::Hash256;
+
+use crate::{ApiClient, Error, Litecoind};
 
 /// A running rot-server; stopped (gracefully) by [`RotServer::stop`], or abruptly on drop.
 #[derive(Debug)]
@@ -82,6 +86,41 @@ impl RotServer {
             shutdown,
             _owned_dir: owned,
         })
+    }
+
+    /// A client of this server's API.
+    pub fn api(&self) -> ApiClient {
+        ApiClient::new(&self.url)
+    }
+
+    /// Waits until the server serves `node`'s best block and exactly its mempool (bounded by
+    /// `timeout`), so that what a test reads next reflects what it did to the node.
+    pub async fn wait_synced(&self, node: &Litecoind, timeout: Duration) -> Result<(), Error> {
+        let api = self.api();
+        crate::litecoind::wait_until(
+            &format!("rot-server at {} to follow the node", self.url),
+            timeout,
+            || async {
+                let (_, node_tip) = node.tip().await?;
+                let node_mempool: BTreeSet<Hash256> =
+                    node.call("getrawmempool", serde_json::json!([])).await?;
+                let tip = api.get_text("/blocks/tip/hash").await.unwrap_or_default();
+                let mempool: Option<BTreeSet<Hash256>> = async {
+                    serde_json::from_value(api.get_json("/mempool/txids").await.ok()?).ok()
+                }
+                .await;
+                let synced = tip == node_tip.to_string() && mempool.as_ref() == Some(&node_mempool);
+                Ok((
+                    synced,
+                    format!(
+                        "server tip {tip}, node tip {node_tip}; mempool {} vs node {}",
+                        mempool.map_or(0, |m| m.len()),
+                        node_mempool.len()
+                    ),
+                ))
+            },
+        )
+        .await
     }
 
     /// Waits until the server's tip is `height` (bounded by `timeout`).

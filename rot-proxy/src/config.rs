@@ -1,0 +1,522 @@
+//! rot-proxy configuration: read once from flags, environment and an optional TOML file (flags
+//! win over environment, environment over file), validated into typed values.
+//!
+//! Settings are first gathered into a map keyed by their environment-variable names, so the
+//! validation in [`Config::from_map`] is one testable function whatever the source.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rot_proto::Network;
+
+use crate::Error;
+
+/// Default port of the proxy's HTTP API (rot-server's is 3002).
+pub const DEFAULT_PORT: u16 = 3003;
+/// Shortest admin token accepted, so a guessable word cannot guard the operator view.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// One coin the proxy serves, as named in `ROT_PROXY_COINS`: resolved to a coin profile at
+/// start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoinChoice {
+    /// Ticker, upper case (`LTC`).
+    pub ticker: String,
+    /// Which of the coin's networks.
+    pub network: Network,
+}
+
+impl FromStr for CoinChoice {
+    type Err = Error;
+
+    /// Parses `ticker` or `ticker:network` (`LTC`, `ltc:regtest`).
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let (ticker, network) = match text.split_once(':') {
+            Some((ticker, network)) => (ticker.trim(), network.trim().parse()?),
+            None => (text.trim(), Network::Main),
+        };
+        let valid = !ticker.is_empty()
+            && ticker.len() <= 16
+            && ticker.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !valid {
+            return Err(invalid(
+                "ROT_PROXY_COINS",
+                format!("{text:?} is not a ticker or ticker:network"),
+            ));
+        }
+        Ok(Self {
+            ticker: ticker.to_ascii_uppercase(),
+            network,
+        })
+    }
+}
+
+/// The operator view's bearer token. Its `Debug` form never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// A token, refused when shorter than [`MIN_ADMIN_TOKEN_LEN`].
+    pub fn new(token: &str) -> Result<Self, Error> {
+        if token.len() < MIN_ADMIN_TOKEN_LEN {
+            return Err(invalid(
+                "ROT_PROXY_ADMIN_TOKEN",
+                format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"),
+            ));
+        }
+        Ok(Self(token.to_owned()))
+    }
+
+    /// The token as configured.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+/// Per-IP registration budget: a token bucket of `burst` registrations refilled at
+/// `per_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegisterRate {
+    /// Registrations one IP may start at once.
+    pub burst: u32,
+    /// Registrations per minute one IP regains.
+    pub per_minute: u32,
+}
+
+/// The validated configuration of one rot-proxy.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// The directory database lives here.
+    pub data_dir: PathBuf,
+    /// Coins served, in the order given.
+    pub coins: Vec<CoinChoice>,
+    /// Operator-supplied coin profile file, added to the built-in profiles.
+    pub coin_file: Option<PathBuf>,
+    /// Bearer token of the operator view; without one the operator view is off.
+    pub admin_token: Option<AdminToken>,
+    /// Whether wallets see server URLs in the public directory.
+    pub publish_urls: bool,
+    /// Largest distance between a signed timestamp and the proxy's clock.
+    pub max_skew: Duration,
+    /// A server with no accepted heartbeat for this long is stale and left out of answers.
+    pub stale_after: Duration,
+    /// Largest heartbeat body accepted.
+    pub max_heartbeat_bytes: usize,
+    /// Per-IP registration budget.
+    pub register_rate: RegisterRate,
+    /// Most servers (admitted or stale, not banned) one coin's directory holds.
+    pub max_servers_per_coin: usize,
+    /// Most servers of one coin reached at the same IP address.
+    pub max_servers_per_addr: usize,
+    /// Time budget of one admission (challenge and info calls together).
+    pub admission_timeout: Duration,
+    /// Most admissions running at once.
+    pub max_admissions: usize,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// Timeout of one request to the API.
+    pub request_timeout: Duration,
+}
+
+/// Command-line flags; each also reads its environment variable. Values left unset fall back
+/// to the TOML file given by `--config` / `ROT_PROXY_CONFIG`, then to the defaults.
+#[derive(Debug, Default, clap::Parser)]
+#[command(
+    name = "rot-proxy",
+    version,
+    about = "ROT proxy: a directory of rot-servers per coin, registered by signed heartbeats"
+)]
+pub struct Args {
+    /// Optional TOML file with any of the settings below (keys are the environment names, any case).
+    #[arg(long, env = "ROT_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the API listens: host:port or a port [default: 0.0.0.0:3003].
+    #[arg(long, env = "ROT_PROXY_LISTEN_ADDR")]
+    pub listen_addr: Option<String>,
+    /// Directory for the directory database [default: ./rot-proxy-data].
+    #[arg(long, env = "ROT_PROXY_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// Coins served, comma-separated ticker or ticker:network, e.g. LTC,LTC:regtest (required).
+    #[arg(long, env = "ROT_PROXY_COINS")]
+    pub coins: Option<String>,
+    /// Extra coin profile file (JSON) for a coin not built in.
+    #[arg(long, env = "ROT_PROXY_COIN_FILE")]
+    pub coin_file: Option<String>,
+    /// Bearer token of the operator view (at least 16 characters); without it the view is off.
+    #[arg(long, env = "ROT_PROXY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Publish server URLs to wallets: true or false [default: false].
+    #[arg(long, env = "ROT_PROXY_PUBLISH_URLS")]
+    pub publish_urls: Option<String>,
+    /// Largest clock skew of a signed timestamp, in seconds [default: 120].
+    #[arg(long, env = "ROT_PROXY_MAX_SKEW_SECS")]
+    pub max_skew_secs: Option<String>,
+    /// Seconds without a heartbeat after which a server is stale [default: 180].
+    #[arg(long, env = "ROT_PROXY_STALE_SECS")]
+    pub stale_secs: Option<String>,
+    /// Largest heartbeat body in bytes [default: 16384].
+    #[arg(long, env = "ROT_PROXY_MAX_HEARTBEAT_BYTES")]
+    pub max_heartbeat_bytes: Option<String>,
+    /// Registrations one IP may start at once [default: 5].
+    #[arg(long, env = "ROT_PROXY_REGISTER_BURST")]
+    pub register_burst: Option<String>,
+    /// Registrations per minute one IP regains [default: 1].
+    #[arg(long, env = "ROT_PROXY_REGISTER_PER_MINUTE")]
+    pub register_per_minute: Option<String>,
+    /// Most servers per coin, admitted or stale [default: 1000].
+    #[arg(long, env = "ROT_PROXY_MAX_SERVERS_PER_COIN")]
+    pub max_servers_per_coin: Option<String>,
+    /// Most servers of one coin at one IP address [default: 2].
+    #[arg(long, env = "ROT_PROXY_MAX_SERVERS_PER_ADDR")]
+    pub max_servers_per_addr: Option<String>,
+    /// Time budget of one admission (challenge + info calls), in seconds [default: 5].
+    #[arg(long, env = "ROT_PROXY_ADMISSION_TIMEOUT_SECS")]
+    pub admission_timeout_secs: Option<String>,
+    /// Most admissions running at once [default: 16].
+    #[arg(long, env = "ROT_PROXY_MAX_ADMISSIONS")]
+    pub max_admissions: Option<String>,
+    /// Trust the last X-Forwarded-For entry as the client IP: true or false [default: false].
+    #[arg(long, env = "ROT_PROXY_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: Option<String>,
+    /// Timeout of one API request in seconds [default: 30].
+    #[arg(long, env = "ROT_PROXY_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "ROT_PROXY_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Args {
+    /// The settings given on the command line or in the environment, by environment name,
+    /// over those of the TOML file (if any).
+    pub fn to_map(&self) -> Result<BTreeMap<String, String>, Error> {
+        let mut map = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| invalid("ROT_PROXY_CONFIG", format!("{}: {e}", path.display())))?;
+                file_map(&text)?
+            }
+            None => BTreeMap::new(),
+        };
+        let given = [
+            ("ROT_PROXY_LISTEN_ADDR", &self.listen_addr),
+            ("ROT_PROXY_DATA_DIR", &self.data_dir),
+            ("ROT_PROXY_COINS", &self.coins),
+            ("ROT_PROXY_COIN_FILE", &self.coin_file),
+            ("ROT_PROXY_ADMIN_TOKEN", &self.admin_token),
+            ("ROT_PROXY_PUBLISH_URLS", &self.publish_urls),
+            ("ROT_PROXY_MAX_SKEW_SECS", &self.max_skew_secs),
+            ("ROT_PROXY_STALE_SECS", &self.stale_secs),
+            ("ROT_PROXY_MAX_HEARTBEAT_BYTES", &self.max_heartbeat_bytes),
+            ("ROT_PROXY_REGISTER_BURST", &self.register_burst),
+            ("ROT_PROXY_REGISTER_PER_MINUTE", &self.register_per_minute),
+            ("ROT_PROXY_MAX_SERVERS_PER_COIN", &self.max_servers_per_coin),
+            ("ROT_PROXY_MAX_SERVERS_PER_ADDR", &self.max_servers_per_addr),
+            (
+                "ROT_PROXY_ADMISSION_TIMEOUT_SECS",
+                &self.admission_timeout_secs,
+            ),
+            ("ROT_PROXY_MAX_ADMISSIONS", &self.max_admissions),
+            ("ROT_PROXY_TRUST_FORWARDED_FOR", &self.trust_forwarded_for),
+            ("ROT_PROXY_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+        ];
+        for (key, value) in given {
+            if let Some(value) = value {
+                map.insert(key.to_owned(), value.clone());
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Reads a TOML settings file into the map, keys upper-cased to their environment names;
+/// arrays become comma-separated lists.
+pub fn file_map(text: &str) -> Result<BTreeMap<String, String>, Error> {
+    let table: toml::Table = text.parse().map_err(|e| invalid("ROT_PROXY_CONFIG", e))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => {
+                    return Err(invalid(
+                        "ROT_PROXY_CONFIG",
+                        format!("{key}: unsupported value {other}"),
+                    ));
+                }
+            };
+            Ok((key.to_ascii_uppercase(), value))
+        })
+        .collect()
+}
+
+fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn invalid(key: &str, why: impl fmt::Display) -> Error {
+    Error::Config(format!("{key}: {why}"))
+}
+
+/// A number setting of at least `min`, or `default` when unset.
+fn number<T>(map: &BTreeMap<String, String>, key: &str, default: T, min: T) -> Result<T, Error>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+    T::Err: fmt::Display,
+{
+    let value = match get(map, key) {
+        Some(text) => text.parse::<T>().map_err(|e| invalid(key, e))?,
+        None => default,
+    };
+    if value < min {
+        return Err(invalid(key, format!("must be at least {min}")));
+    }
+    Ok(value)
+}
+
+fn seconds(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
+    number(map, key, default, 1).map(Duration::from_secs)
+}
+
+fn flag(map: &BTreeMap<String, String>, key: &str) -> Result<bool, Error> {
+    match get(map, key).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => Err(invalid(
+            key,
+            format!("expected true or false, got {other:?}"),
+        )),
+    }
+}
+
+/// Parses `host:port` or a bare port (listening on every interface).
+pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, Error> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    value.parse().map_err(|_| {
+        invalid(
+            "ROT_PROXY_LISTEN_ADDR",
+            format!("expected host:port or port, got {value:?}"),
+        )
+    })
+}
+
+impl Config {
+    /// Validates settings given by environment-variable name.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, Error> {
+        let listen = match get(map, "ROT_PROXY_LISTEN_ADDR") {
+            Some(v) => parse_listen_addr(v)?,
+            None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT),
+        };
+        let coins_text = get(map, "ROT_PROXY_COINS").ok_or_else(|| {
+            invalid(
+                "ROT_PROXY_COINS",
+                "name the coins served, e.g. LTC or LTC,LTC:regtest",
+            )
+        })?;
+        let mut coins: Vec<CoinChoice> = Vec::new();
+        for item in coins_text.split(',').filter(|c| !c.trim().is_empty()) {
+            let coin: CoinChoice = item
+                .parse()
+                .map_err(|e: Error| invalid("ROT_PROXY_COINS", e))?;
+            if coins.contains(&coin) {
+                return Err(invalid(
+                    "ROT_PROXY_COINS",
+                    format!("{item:?} is listed twice"),
+                ));
+            }
+            coins.push(coin);
+        }
+        if coins.is_empty() {
+            return Err(invalid("ROT_PROXY_COINS", "no coin named"));
+        }
+        let admin_token = get(map, "ROT_PROXY_ADMIN_TOKEN")
+            .map(AdminToken::new)
+            .transpose()?;
+        Ok(Self {
+            listen,
+            data_dir: PathBuf::from(get(map, "ROT_PROXY_DATA_DIR").unwrap_or("./rot-proxy-data")),
+            coins,
+            coin_file: get(map, "ROT_PROXY_COIN_FILE").map(PathBuf::from),
+            admin_token,
+            publish_urls: flag(map, "ROT_PROXY_PUBLISH_URLS")?,
+            max_skew: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?,
+            stale_after: seconds(map, "ROT_PROXY_STALE_SECS", 180)?,
+            max_heartbeat_bytes: number(map, "ROT_PROXY_MAX_HEARTBEAT_BYTES", 16 * 1024, 1024)?,
+            register_rate: RegisterRate {
+                burst: number(map, "ROT_PROXY_REGISTER_BURST", 5, 1)?,
+                per_minute: number(map, "ROT_PROXY_REGISTER_PER_MINUTE", 1, 1)?,
+            },
+            max_servers_per_coin: number(map, "ROT_PROXY_MAX_SERVERS_PER_COIN", 1000, 1)?,
+            max_servers_per_addr: number(map, "ROT_PROXY_MAX_SERVERS_PER_ADDR", 2, 1)?,
+            admission_timeout: seconds(map, "ROT_PROXY_ADMISSION_TIMEOUT_SECS", 5)?,
+            max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1)?,
+            trust_forwarded_for: flag(map, "ROT_PROXY_TRUST_FORWARDED_FOR")?,
+            request_timeout: seconds(map, "ROT_PROXY_REQUEST_TIMEOUT_SECS", 30)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_and_coins_parse() {
+        let cfg = Config::from_map(&map(&[("ROT_PROXY_COINS", "ltc, LTC:regtest")])).unwrap();
+        assert_eq!(
+            cfg.coins,
+            vec![
+                CoinChoice {
+                    ticker: "LTC".into(),
+                    network: Network::Main
+                },
+                CoinChoice {
+                    ticker: "LTC".into(),
+                    network: Network::Regtest
+                },
+            ]
+        );
+        assert_eq!(cfg.listen.port(), DEFAULT_PORT);
+        assert_eq!(cfg.max_servers_per_addr, 2);
+        assert_eq!(cfg.max_skew, Duration::from_secs(120));
+        assert!(!cfg.publish_urls);
+        assert!(cfg.admin_token.is_none());
+    }
+
+    #[test]
+    fn admin_token_is_redacted() {
+        let token = "correct-horse-battery-staple";
+        let cfg = Config::from_map(&map(&[
+            ("ROT_PROXY_COINS", "LTC"),
+            ("ROT_PROXY_ADMIN_TOKEN", token),
+            ("ROT_PROXY_PUBLISH_URLS", "yes"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.admin_token.as_ref().unwrap().expose(), token);
+        assert!(cfg.publish_urls);
+        assert!(
+            !format!("{cfg:?}").contains(token),
+            "token must be redacted"
+        );
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("proxy.toml");
+        std::fs::write(
+            &file,
+            "rot_proxy_coins = [\"LTC\", \"BTC:regtest\"]\nrot_proxy_stale_secs = 60\nrot_proxy_data_dir = \"/file\"\n",
+        )
+        .unwrap();
+        let args = Args {
+            config: Some(file),
+            data_dir: Some("/flag".into()),
+            ..Args::default()
+        };
+        let map = args.to_map().unwrap();
+        assert_eq!(map["ROT_PROXY_COINS"], "LTC,BTC:regtest");
+        assert_eq!(map["ROT_PROXY_DATA_DIR"], "/flag");
+        let cfg = Config::from_map(&map).unwrap();
+        assert_eq!(cfg.stale_after, Duration::from_secs(60));
+        assert_eq!(cfg.coins.len(), 2);
+    }
+
+    #[test]
+    fn help_names_every_environment_variable() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        for name in [
+            "ROT_PROXY_CONFIG",
+            "ROT_PROXY_LISTEN_ADDR",
+            "ROT_PROXY_DATA_DIR",
+            "ROT_PROXY_COINS",
+            "ROT_PROXY_ADMIN_TOKEN",
+            "ROT_PROXY_PUBLISH_URLS",
+            "ROT_PROXY_MAX_SKEW_SECS",
+            "ROT_PROXY_STALE_SECS",
+            "ROT_PROXY_MAX_SERVERS_PER_ADDR",
+            "ROT_PROXY_REGISTER_BURST",
+        ] {
+            assert!(help.contains(name), "--help lacks {name}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_settings_with_the_setting_named() {
+        for (pairs, name) in [
+            (vec![], "ROT_PROXY_COINS"),
+            (vec![("ROT_PROXY_COINS", "LTC:moon")], "ROT_PROXY_COINS"),
+            (vec![("ROT_PROXY_COINS", "L-T-C")], "ROT_PROXY_COINS"),
+            (vec![("ROT_PROXY_COINS", "LTC,ltc")], "ROT_PROXY_COINS"),
+            (vec![("ROT_PROXY_COINS", " , ")], "ROT_PROXY_COINS"),
+            (
+                vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_LISTEN_ADDR", "x:y")],
+                "ROT_PROXY_LISTEN_ADDR",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_ADMIN_TOKEN", "short"),
+                ],
+                "ROT_PROXY_ADMIN_TOKEN",
+            ),
+            (
+                vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_STALE_SECS", "0")],
+                "ROT_PROXY_STALE_SECS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_MAX_SKEW_SECS", "-1"),
+                ],
+                "ROT_PROXY_MAX_SKEW_SECS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_PUBLISH_URLS", "maybe"),
+                ],
+                "ROT_PROXY_PUBLISH_URLS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_MAX_HEARTBEAT_BYTES", "10"),
+                ],
+                "ROT_PROXY_MAX_HEARTBEAT_BYTES",
+            ),
+        ] {
+            let err = Config::from_map(&map(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(name), "{err} should name {name}");
+        }
+    }
+}

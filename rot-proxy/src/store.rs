@@ -1,0 +1,194 @@
+//! The directory on disk: one sled database in the proxy's data directory, so a restart keeps
+//! every server, its state and its last accepted sequence number.
+//!
+//! Records are JSON (readable with any sled tool, and tolerant of added fields). A server's
+//! record is written before its heartbeat is acknowledged; sled makes writes durable within
+//! its flush interval ([`FLUSH_EVERY_MS`]) and at shutdown ([`Store::flush`]).
+
+use std::path::Path;
+
+use rot_proto::PublicKey;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Tree;
+
+use crate::Error;
+use crate::directory::{Ban, ServerRecord};
+
+/// Bumped whenever the layout below changes; a database of another version is refused at open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Schema version.
+const META: &str = "meta";
+/// server key (32 bytes) → [`ServerRecord`] as JSON.
+const SERVERS: &str = "servers";
+/// server key (32 bytes) → [`Ban`] as JSON.
+const BANS: &str = "bans";
+
+const KEY_SCHEMA: &[u8] = b"schema_version";
+
+/// How often sled writes to disk on its own; a crash loses at most this much.
+pub const FLUSH_EVERY_MS: u64 = 200;
+/// Page cache: the directory is small (a record is well under 1 KiB).
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The proxy's sled database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    servers: Tree,
+    bans: Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, refusing one of another schema version.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .open()?;
+        let meta = db.open_tree(META)?;
+        let servers = db.open_tree(SERVERS)?;
+        let bans = db.open_tree(BANS)?;
+        match meta.get(KEY_SCHEMA)? {
+            Some(found) if found.as_ref() == SCHEMA_VERSION.to_be_bytes() => {}
+            Some(found) => {
+                return Err(Error::Schema(format!(
+                    "the directory at {} has schema version {}, this rot-proxy uses {SCHEMA_VERSION}",
+                    path.display(),
+                    hex_or_number(&found)
+                )));
+            }
+            None if servers.is_empty() && bans.is_empty() => {
+                meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            None => {
+                return Err(Error::Schema(format!(
+                    "the directory at {} has records but no schema version",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Self { db, servers, bans })
+    }
+
+    /// Every stored server.
+    pub fn servers(&self) -> Result<Vec<ServerRecord>, Error> {
+        load_all(&self.servers)
+    }
+
+    /// Stores (or replaces) a server's record.
+    pub fn put_server(&self, record: &ServerRecord) -> Result<(), Error> {
+        put(&self.servers, &record.server_key, record)
+    }
+
+    /// Forgets a server.
+    pub fn remove_server(&self, key: &PublicKey) -> Result<(), Error> {
+        self.servers.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every ban.
+    pub fn bans(&self) -> Result<Vec<Ban>, Error> {
+        load_all(&self.bans)
+    }
+
+    /// Stores (or replaces) a ban.
+    pub fn put_ban(&self, ban: &Ban) -> Result<(), Error> {
+        put(&self.bans, &ban.server_key, ban)
+    }
+
+    /// Lifts a ban.
+    pub fn remove_ban(&self, key: &PublicKey) -> Result<(), Error> {
+        self.bans.remove(key.as_bytes())?;
+        Ok(())
+    }
+
+    /// Writes everything to disk; called at shutdown.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn put<T: Serialize>(tree: &Tree, key: &PublicKey, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt(e.to_string()))?;
+    tree.insert(key.as_bytes(), bytes)?;
+    Ok(())
+}
+
+fn load_all<T: DeserializeOwned>(tree: &Tree) -> Result<Vec<T>, Error> {
+    tree.iter()
+        .map(|item| {
+            let (key, value) = item?;
+            serde_json::from_slice(&value)
+                .map_err(|e| Error::Corrupt(format!("record {}: {e}", hex::encode(&key))))
+        })
+        .collect()
+}
+
+fn hex_or_number(bytes: &[u8]) -> String {
+    match <[u8; 4]>::try_from(bytes) {
+        Ok(be) => u32::from_be_bytes(be).to_string(),
+        Err(_) => format!("0x{}", hex::encode(bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::tests::record;
+
+    #[test]
+    fn records_and_bans_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let server = record(1, "ltc", "http://127.0.0.1:1");
+        let ban = Ban {
+            server_key: record(2, "ltc", "http://x").server_key,
+            reason: "forged tips".into(),
+            since: 5,
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_server(&server).unwrap();
+            store.put_ban(&ban).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.servers().unwrap(), vec![server.clone()]);
+        assert_eq!(store.bans().unwrap(), vec![ban.clone()]);
+        store.remove_server(&server.server_key).unwrap();
+        store.remove_ban(&ban.server_key).unwrap();
+        assert!(store.servers().unwrap().is_empty());
+        assert!(store.bans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn other_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            db.open_tree(META)
+                .unwrap()
+                .insert(KEY_SCHEMA, &99u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn damaged_record_is_reported_not_panicked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .servers
+            .insert([7u8; 32], b"{not json".as_slice())
+            .unwrap();
+        assert!(matches!(store.servers(), Err(Error::Corrupt(_))));
+    }
+}
