@@ -413,8 +413,13 @@ fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
 }
 
-/// A number setting of at least `min`, or `default` when unset.
-fn number<T>(map: &BTreeMap<String, String>, key: &str, default: T, min: T) -> Result<T, Error>
+/// A number setting within `range`, or `default` when unset.
+fn number<T>(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, Error>
 where
     T: FromStr + PartialOrd + fmt::Display,
     T::Err: fmt::Display,
@@ -423,27 +428,30 @@ where
         Some(text) => text.parse::<T>().map_err(|e| invalid(key, e))?,
         None => default,
     };
-    if value < min {
-        return Err(invalid(key, format!("must be at least {min}")));
+    if !range.contains(&value) {
+        return Err(invalid(
+            key,
+            format!("must be from {} to {}", range.start(), range.end()),
+        ));
     }
     Ok(value)
 }
 
+/// Longest duration setting accepted: a year, far beyond any sensible value, and small
+/// enough that no timer or sum of times overflows.
+const MAX_SECS: u64 = 365 * 24 * 3600;
+
 fn seconds(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
-    number(map, key, default, 1).map(Duration::from_secs)
+    number(map, key, default, 1..=MAX_SECS).map(Duration::from_secs)
 }
 
 fn millis(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
-    number(map, key, default, 1).map(Duration::from_millis)
+    number(map, key, default, 1..=MAX_SECS * 1000).map(Duration::from_millis)
 }
 
 /// A percentage setting (0 to 100).
 fn percent(map: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, Error> {
-    let value = number(map, key, default, 0)?;
-    if value > 100 {
-        return Err(invalid(key, "must be at most 100"));
-    }
-    Ok(value)
+    number(map, key, default, 0..=100)
 }
 
 fn flag(map: &BTreeMap<String, String>, key: &str) -> Result<bool, Error> {
@@ -511,30 +519,40 @@ impl Config {
             publish_urls: flag(map, "ROT_PROXY_PUBLISH_URLS")?,
             max_skew: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?,
             stale_after: seconds(map, "ROT_PROXY_STALE_SECS", 180)?,
-            max_heartbeat_bytes: number(map, "ROT_PROXY_MAX_HEARTBEAT_BYTES", 16 * 1024, 1024)?,
+            max_heartbeat_bytes: number(
+                map,
+                "ROT_PROXY_MAX_HEARTBEAT_BYTES",
+                16 * 1024,
+                1024..=1024 * 1024,
+            )?,
             register_rate: RegisterRate {
-                burst: number(map, "ROT_PROXY_REGISTER_BURST", 5, 1)?,
-                per_minute: number(map, "ROT_PROXY_REGISTER_PER_MINUTE", 1, 1)?,
+                burst: number(map, "ROT_PROXY_REGISTER_BURST", 5, 1..=1_000_000)?,
+                per_minute: number(map, "ROT_PROXY_REGISTER_PER_MINUTE", 1, 1..=1_000_000)?,
             },
-            max_servers_per_coin: number(map, "ROT_PROXY_MAX_SERVERS_PER_COIN", 1000, 1)?,
-            max_servers_per_addr: number(map, "ROT_PROXY_MAX_SERVERS_PER_ADDR", 2, 1)?,
+            max_servers_per_coin: number(
+                map,
+                "ROT_PROXY_MAX_SERVERS_PER_COIN",
+                1000,
+                1..=10_000_000,
+            )?,
+            max_servers_per_addr: number(map, "ROT_PROXY_MAX_SERVERS_PER_ADDR", 2, 1..=10_000_000)?,
             admission_timeout: seconds(map, "ROT_PROXY_ADMISSION_TIMEOUT_SECS", 5)?,
-            max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1)?,
+            max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1..=10_000)?,
             trust_forwarded_for: flag(map, "ROT_PROXY_TRUST_FORWARDED_FOR")?,
             request_timeout: seconds(map, "ROT_PROXY_REQUEST_TIMEOUT_SECS", 30)?,
             relay: RelaySettings {
                 attempt_timeout: millis(map, "ROT_PROXY_RELAY_TIMEOUT_MS", 10_000)?,
                 connect_timeout: millis(map, "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS", 1_000)?,
-                max_body_bytes: number(map, "ROT_PROXY_RELAY_MAX_BODY_BYTES", 2 << 20, 1024)?,
-                idle_per_server: number(map, "ROT_PROXY_RELAY_IDLE_PER_SERVER", 64, 1)?,
+                max_body_bytes: number(map, "ROT_PROXY_RELAY_MAX_BODY_BYTES", 2 << 20, 1024..=1 << 30)?,
+                idle_per_server: number(map, "ROT_PROXY_RELAY_IDLE_PER_SERVER", 64, 1..=100_000)?,
             },
             relay_rate: RegisterRate {
-                burst: number(map, "ROT_PROXY_RELAY_BURST", 200, 1)?,
-                per_minute: number::<u32>(map, "ROT_PROXY_RELAY_RATE_PER_SEC", 50, 1)?
+                burst: number(map, "ROT_PROXY_RELAY_BURST", 200, 1..=10_000_000)?,
+                per_minute: number::<u32>(map, "ROT_PROXY_RELAY_RATE_PER_SEC", 50, 1..=10_000_000)?
                     .checked_mul(60)
                     .ok_or_else(|| invalid("ROT_PROXY_RELAY_RATE_PER_SEC", "too large"))?,
             },
-            relay_max_in_flight: number(map, "ROT_PROXY_RELAY_MAX_IN_FLIGHT", 4096, 1)?,
+            relay_max_in_flight: number(map, "ROT_PROXY_RELAY_MAX_IN_FLIGHT", 4096, 1..=10_000_000)?,
             checks: CheckSettings {
                 mode: match get(map, "ROT_PROXY_CHECKS")
                     .map(str::to_ascii_lowercase)
@@ -553,23 +571,23 @@ impl Config {
                 probe_interval: millis(map, "ROT_PROXY_PROBE_INTERVAL_MS", 2_000)?,
                 probe_timeout: millis(map, "ROT_PROXY_PROBE_TIMEOUT_MS", 2_000)?,
                 suite_interval: millis(map, "ROT_PROXY_SUITE_INTERVAL_MS", 900_000)?,
-                suite_concurrency: number(map, "ROT_PROXY_SUITE_CONCURRENCY", 2, 1)?,
+                suite_concurrency: number(map, "ROT_PROXY_SUITE_CONCURRENCY", 2, 1..=1_000)?,
                 check_timeout: millis(map, "ROT_PROXY_CHECK_TIMEOUT_MS", 10_000)?,
                 cross_check_interval: millis(map, "ROT_PROXY_CROSS_CHECK_INTERVAL_MS", 60_000)?,
-                cross_check_servers: number(map, "ROT_PROXY_CROSS_CHECK_SERVERS", 5, 2)?,
+                cross_check_servers: number(map, "ROT_PROXY_CROSS_CHECK_SERVERS", 5, 2..=100)?,
                 max_skew_secs: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?.as_secs(),
             },
             outliers: OutlierRules {
-                consecutive_failures: number(map, "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES", 5, 1)?,
+                consecutive_failures: number(map, "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES", 5, 1..=1_000_000)?,
                 failure_percent: percent(map, "ROT_PROXY_EJECT_FAILURE_PERCENT", 50)?,
-                min_requests: number(map, "ROT_PROXY_EJECT_MIN_REQUESTS", 20, 1)?,
+                min_requests: number(map, "ROT_PROXY_EJECT_MIN_REQUESTS", 20, 1..=1_000_000)?,
                 window: seconds(map, "ROT_PROXY_EJECT_WINDOW_SECS", 30)?,
                 base_ejection: seconds(map, "ROT_PROXY_EJECT_BASE_SECS", 10)?,
                 max_ejection: seconds(map, "ROT_PROXY_EJECT_MAX_SECS", 300)?,
                 max_ejected_percent: percent(map, "ROT_PROXY_MAX_EJECTED_PERCENT", 50)?,
             },
             sanctions: Sanctions {
-                warnings_to_exclude: number(map, "ROT_PROXY_WARNINGS_TO_EXCLUDE", 3, 1)?,
+                warnings_to_exclude: number(map, "ROT_PROXY_WARNINGS_TO_EXCLUDE", 3, 1..=1_000_000)?,
                 warning_window: seconds(map, "ROT_PROXY_WARNING_WINDOW_SECS", 86_400)?,
                 exclusion_base: seconds(map, "ROT_PROXY_EXCLUSION_BASE_SECS", 3_600)?,
                 exclusion_max: seconds(map, "ROT_PROXY_EXCLUSION_MAX_SECS", 604_800)?,
@@ -718,6 +736,20 @@ mod tests {
             (
                 vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_STALE_SECS", "0")],
                 "ROT_PROXY_STALE_SECS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_MAX_ADMISSIONS", "99999999999"),
+                ],
+                "ROT_PROXY_MAX_ADMISSIONS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_ADMISSION_TIMEOUT_SECS", "18446744073709551615"),
+                ],
+                "ROT_PROXY_ADMISSION_TIMEOUT_SECS",
             ),
             (
                 vec![

@@ -295,16 +295,19 @@ pub struct StatusCounts {
     pub checking: u64,
 }
 
-/// A directory entry serialized with age 0, split around the age's digits.
+/// A listed server's directory entry, serialized with age 0 and split around the age's
+/// digits, with its current age and the rebuild that last saw it listed.
 #[derive(Debug)]
 struct CachedEntry {
     entry: DirectoryEntry,
     head: Vec<u8>,
     tail: Vec<u8>,
+    age_secs: u64,
+    seen: u64,
 }
 
 impl CachedEntry {
-    fn new(entry: DirectoryEntry) -> Result<Self, Error> {
+    fn new(entry: DirectoryEntry, age_secs: u64, seen: u64) -> Result<Self, Error> {
         const AGE: &[u8] = b"\"last_heartbeat_age_secs\":0";
         let json = serde_json::to_vec(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
         // The fields before the age are keys, hashes, numbers and an enum: no free text
@@ -319,22 +322,28 @@ impl CachedEntry {
             entry,
             head: json[..at].to_vec(),
             tail: json[at + 1..].to_vec(),
+            age_secs,
+            seen,
         })
     }
 
-    /// Appends the entry's JSON with `age_secs` to `out`.
-    fn write(&self, age_secs: u64, out: &mut Vec<u8>) {
+    /// Appends the entry's JSON with its current age to `out`.
+    fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         out.extend_from_slice(&self.head);
-        out.extend_from_slice(age_secs.to_string().as_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{}", self.age_secs);
         out.extend_from_slice(&self.tail);
     }
 }
 
-/// Serialized entries kept across rebuilds: with heartbeats every 30 s, most entries are
-/// unchanged from one rebuild to the next and are only copied.
+/// The listed servers of each coin in key order, serialized, kept across rebuilds: with
+/// heartbeats every 30 s most entries are unchanged from one rebuild to the next and are
+/// only copied into the new answer.
 #[derive(Debug, Default)]
 struct EntryCache {
-    entries: HashMap<PublicKey, CachedEntry>,
+    coins: HashMap<String, BTreeMap<PublicKey, CachedEntry>>,
+    rebuilds: u64,
 }
 
 /// Pre-serialized wallet answers.
@@ -979,38 +988,49 @@ impl Directory {
             return Ok(existing);
         }
         let started = std::time::Instant::now();
-        let (generation, mut listed) = {
+        cache.rebuilds += 1;
+        let stamp = cache.rebuilds;
+        for id in self.coins.keys() {
+            cache.coins.entry(id.clone()).or_default();
+        }
+        let generation = {
             let inner = self.lock();
             let generation = self.generation.load(Ordering::SeqCst);
-            let mut listed: BTreeMap<&str, Vec<(u64, DirectoryEntry)>> = self
-                .coins
-                .keys()
-                .map(|id| (id.as_str(), Vec::new()))
-                .collect();
             for record in inner.servers.values() {
                 // Heartbeating and not banned: listed, with its standing.
-                let listed_here = self.status_of(&inner, record, now_ms) == ServerStatus::Admitted;
+                if self.status_of(&inner, record, now_ms) != ServerStatus::Admitted {
+                    continue;
+                }
                 let status = self.listed_status(&inner, record, now_ms);
-                if listed_here && let Some(entries) = listed.get_mut(record.coin.as_str()) {
-                    let entry = record.entry(status, self.policy.publish_urls);
-                    entries.push((record.age_secs(now_ms), entry));
+                let Some(listed) = cache.coins.get_mut(&record.coin) else {
+                    continue;
+                };
+                let entry = record.entry(status, self.policy.publish_urls);
+                let age_secs = record.age_secs(now_ms);
+                match listed.get_mut(&record.server_key) {
+                    Some(cached) if cached.entry == entry => {
+                        cached.age_secs = age_secs;
+                        cached.seen = stamp;
+                    }
+                    _ => {
+                        listed.insert(record.server_key, CachedEntry::new(entry, age_secs, stamp)?);
+                    }
                 }
             }
-            (generation, listed)
+            generation
         };
-        let mut fresh = HashMap::with_capacity(cache.entries.len());
-        let mut coins = Vec::with_capacity(listed.len());
-        let mut servers = HashMap::with_capacity(listed.len());
-        for (id, entries) in &mut listed {
-            entries.sort_unstable_by_key(|(_, e)| e.server_key);
-            let profile = &self.coins[*id];
-            let serving = entries
-                .iter()
-                .map(|(_, e)| e)
+        let mut coins = Vec::with_capacity(self.coins.len());
+        let mut servers = HashMap::with_capacity(self.coins.len());
+        for (id, profile) in &self.coins {
+            let listed = cache.coins.entry(id.clone()).or_default();
+            listed.retain(|_, cached| cached.seen == stamp);
+            let serving = listed
+                .values()
+                .map(|cached| &cached.entry)
                 .filter(|e| is_serving(e.status));
             let tip = plurality_tip(serving.clone());
             coins.push(CoinSummary {
-                id: (*id).to_owned(),
+                id: id.clone(),
                 ticker: profile.ticker.clone(),
                 network: profile.network,
                 genesis_hash: profile.genesis_hash,
@@ -1018,26 +1038,25 @@ impl Directory {
                 tip_height: tip.map(|(height, _)| height),
                 tip_hash: tip.map(|(_, hash)| hash),
             });
-            // The shape of `ServersAnswer`, assembled from cached entries.
-            let mut json = b"{\"coin\":".to_vec();
+            // The shape of `ServersAnswer`, assembled from the cached entries.
+            let mut json = Vec::with_capacity(
+                64 + listed
+                    .values()
+                    .map(|c| c.head.len() + c.tail.len() + 8)
+                    .sum::<usize>(),
+            );
+            json.extend_from_slice(b"{\"coin\":");
             json.extend_from_slice(&to_json(id)?);
             json.extend_from_slice(b",\"servers\":[");
-            for (i, (age, entry)) in std::mem::take(entries).into_iter().enumerate() {
-                let key = entry.server_key;
-                let cached = match cache.entries.remove(&key) {
-                    Some(cached) if cached.entry == entry => cached,
-                    _ => CachedEntry::new(entry)?,
-                };
+            for (i, cached) in listed.values().enumerate() {
                 if i > 0 {
                     json.push(b',');
                 }
-                cached.write(age, &mut json);
-                fresh.insert(key, cached);
+                cached.write(&mut json);
             }
             json.extend_from_slice(b"]}");
-            servers.insert((*id).to_owned(), Bytes::from(json));
+            servers.insert(id.clone(), Bytes::from(json));
         }
-        cache.entries = fresh;
         let snapshot = Arc::new(Snapshot {
             generation,
             built_ms: now_ms,

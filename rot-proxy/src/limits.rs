@@ -61,7 +61,10 @@ impl RateLimiter {
 
     /// `bucket` refilled up to `now_ms`.
     fn refilled(&self, bucket: Bucket, now_ms: u64) -> Bucket {
-        let gained = now_ms.saturating_sub(bucket.at_ms) * u64::from(self.rate.per_minute) / 60;
+        let gained = now_ms
+            .saturating_sub(bucket.at_ms)
+            .saturating_mul(u64::from(self.rate.per_minute))
+            / 60;
         Bucket {
             tokens: (bucket.tokens.saturating_add(gained)).min(self.capacity()),
             at_ms: now_ms,

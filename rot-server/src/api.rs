@@ -244,7 +244,7 @@ async fn block_header(
     Path(hash): Path<String>,
 ) -> Result<Response, Error> {
     let hash = parse_hash("block hash", &hash)?;
-    Ok(text(hex::encode(s.backend().block(&hash).await?.header)))
+    Ok(text(hex::encode(s.backend().block_header(&hash).await?)))
 }
 
 async fn block_status(

@@ -151,6 +151,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn block_hash(&self, height: u32) -> Result<Hash256, Error>;
     /// A best-chain block by hash.
     async fn block(&self, hash: &Hash256) -> Result<BlockSummary, Error>;
+    /// The 80-byte header of a best-chain block by hash; backends that hold headers answer
+    /// it without assembling the whole summary.
+    async fn block_header(&self, hash: &Hash256) -> Result<[u8; 80], Error> {
+        Ok(self.block(hash).await?.header)
+    }
     /// Whether a block (best chain or not) is in the best chain.
     async fn block_status(&self, hash: &Hash256) -> Result<BlockStatus, Error>;
     /// Transaction ids of a best-chain block, in block order.

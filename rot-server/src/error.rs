@@ -68,6 +68,35 @@ pub enum Error {
     #[error("malformed coin node response to {method}: {reason}")]
     NodeMalformed { method: String, reason: String },
 
+    // --- Electrum upstream (the electrum backend) ---
+    /// No answer from the Electrum server: connection refused, reset, timed out, or it is
+    /// between reconnection attempts. Usually transient: the server restarts or catches up.
+    #[error("Electrum server at {url} unreachable: {reason}")]
+    ElectrumUnreachable { url: String, reason: String },
+
+    /// The Electrum server returned an error for a request (not a rejected transaction).
+    #[error("Electrum server call {method} failed: {message} (code {code})")]
+    ElectrumRpc {
+        method: String,
+        code: i64,
+        message: String,
+    },
+
+    /// The Electrum server's answer was not what the protocol promises (or contradicts the
+    /// headers we hold).
+    #[error("malformed Electrum server response to {method}: {reason}")]
+    ElectrumMalformed { method: String, reason: String },
+
+    /// The Electrum server refused a broadcast transaction; `message` is its reason, meant for
+    /// the client: maps to HTTP 400.
+    #[error("transaction rejected by the Electrum server: {message}")]
+    ElectrumRejected { message: String },
+
+    /// The Electrum server answered about blocks our header chain does not hold yet: rot-server
+    /// is catching up with it. Transient.
+    #[error("catching up with the Electrum server: {0}")]
+    ElectrumLagging(String),
+
     // --- configuration and startup ---
     /// A setting is missing or invalid (names the setting).
     #[error("configuration: {0}")]
@@ -113,19 +142,25 @@ impl Error {
     /// mistakes are 4xx; a node or index failure is never blamed on the client.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Proto(_) | Self::BadRequest(_) | Self::NodeRejected { .. } => {
-                ErrorCode::BadRequest
-            }
+            Self::Proto(_)
+            | Self::BadRequest(_)
+            | Self::NodeRejected { .. }
+            | Self::ElectrumRejected { .. } => ErrorCode::BadRequest,
             Self::NotFound(_) | Self::NodeNotFound { .. } => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Unsupported(_) => ErrorCode::NotImplemented,
             Self::Timeout => ErrorCode::GatewayTimeout,
-            Self::NodeUnreachable { .. } | Self::NodeWarmingUp { .. } => ErrorCode::Unavailable,
+            Self::NodeUnreachable { .. }
+            | Self::NodeWarmingUp { .. }
+            | Self::ElectrumUnreachable { .. }
+            | Self::ElectrumLagging(_) => ErrorCode::Unavailable,
             Self::NodeAuthFailed { .. }
             | Self::NodeCookieUnreadable { .. }
             | Self::NodeRpc { .. }
-            | Self::NodeMalformed { .. } => ErrorCode::BadGateway,
+            | Self::NodeMalformed { .. }
+            | Self::ElectrumRpc { .. }
+            | Self::ElectrumMalformed { .. } => ErrorCode::BadGateway,
             Self::NodeUrlInvalid { .. }
             | Self::Config(_)
             | Self::Storage(_)

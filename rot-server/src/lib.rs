@@ -3,14 +3,18 @@
 //!
 //! Layout: `config` (settings), `server` (wiring and `run`), `api` + `esplora` (HTTP),
 //! `backend` (the seam every backend implements), `native` + `indexer` + `store` + `mempool`
-//! (the native backend), `rpc` (the coin node), `heartbeat` (registration with proxies).
+//! (the native backend), `electrum` + `electrum_rpc` + `header_chain` (the electrum backend),
+//! `rpc` (the coin node), `heartbeat` (registration with proxies).
 
 pub mod api;
 pub mod backend;
 pub mod config;
 pub mod discovery;
+pub mod electrum;
+pub mod electrum_rpc;
 pub mod error;
 pub mod esplora;
+pub mod header_chain;
 pub mod heartbeat;
 pub mod indexer;
 pub mod logging;

@@ -38,6 +38,7 @@ impl Reply {
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
+    bearer: Option<String>,
 }
 
 impl ApiClient {
@@ -49,7 +50,14 @@ impl ApiClient {
                 .build()
                 .expect("a default reqwest client builds"),
             base: base_url.trim_end_matches('/').to_owned(),
+            bearer: None,
         }
+    }
+
+    /// The same client, sending `Authorization: Bearer <token>` (a proxy's operator view).
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_owned());
+        self
     }
 
     /// The base URL.
@@ -69,6 +77,9 @@ impl ApiClient {
         let mut request = self.http.request(method.clone(), &url);
         if let Some(body) = body {
             request = request.body(body);
+        }
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
         }
         let failed = |e: reqwest::Error| Error::Api {
             what: format!("{method} {url}"),

@@ -58,14 +58,24 @@ impl ElectrumClient {
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, Error> {
         tokio::time::timeout(CALL_TIMEOUT, self.round_trip(method, params))
             .await
-            .map_err(|_| Error::Timeout {
-                what: format!("the Electrum server to answer {method}"),
-                waited: CALL_TIMEOUT,
-                last_state: "no answer".to_owned(),
-            })?
+            .map_err(|_| timeout(method))?
     }
 
-    async fn round_trip(&mut self, method: &str, params: Value) -> Result<Value, Error> {
+    /// Sends one request and returns the next line the server sends, unparsed: the answer,
+    /// on a connection without subscriptions. For load generators, whose cost per request
+    /// should be the server's, not JSON decoding's.
+    pub async fn call_raw(&mut self, method: &str, params: Value) -> Result<&str, Error> {
+        let exchange = async {
+            self.send(method, params).await?;
+            self.read_line(method).await
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| timeout(method))??;
+        Ok(&self.line)
+    }
+
+    async fn send(&mut self, method: &str, params: Value) -> Result<u64, Error> {
         self.next_id += 1;
         let id = self.next_id;
         let mut request =
@@ -78,6 +88,11 @@ impl ElectrumClient {
                 what: format!("sending {method} to the Electrum server"),
                 source,
             })?;
+        Ok(id)
+    }
+
+    async fn round_trip(&mut self, method: &str, params: Value) -> Result<Value, Error> {
+        let id = self.send(method, params).await?;
         loop {
             let mut answer = self.read_message(method).await?;
             // Subscriptions push notifications (no id) at any time; they are not the answer.
@@ -98,6 +113,15 @@ impl ElectrumClient {
     }
 
     async fn read_message(&mut self, method: &str) -> Result<Value, Error> {
+        self.read_line(method).await?;
+        serde_json::from_str(&self.line).map_err(|e| Error::Electrum {
+            method: method.to_owned(),
+            detail: format!("answer is not JSON ({e})"),
+        })
+    }
+
+    /// Reads one newline-terminated message into `self.line`.
+    async fn read_line(&mut self, method: &str) -> Result<(), Error> {
         self.line.clear();
         let read = (&mut self.reader)
             .take(MAX_LINE_BYTES as u64)
@@ -113,9 +137,14 @@ impl ElectrumClient {
                 detail: format!("connection closed or line over {MAX_LINE_BYTES} bytes"),
             });
         }
-        serde_json::from_str(&self.line).map_err(|e| Error::Electrum {
-            method: method.to_owned(),
-            detail: format!("answer is not JSON ({e})"),
-        })
+        Ok(())
+    }
+}
+
+fn timeout(method: &str) -> Error {
+    Error::Timeout {
+        what: format!("the Electrum server to answer {method}"),
+        waited: CALL_TIMEOUT,
+        last_state: "no answer".to_owned(),
     }
 }

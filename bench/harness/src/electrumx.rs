@@ -31,12 +31,22 @@ const DAEMON_POLL_MS: &str = "250";
 const LOG_TAIL_LINES: usize = 40;
 /// Name of the server's combined stdout/stderr log inside its temp dir.
 const LOG_FILE: &str = "electrumx.log";
+/// Runs ElectrumX's entry point with its TCP send hold switched off (see
+/// [`ElectrumXBuilder::without_send_hold`]).
+const LAUNCHER_WITHOUT_SEND_HOLD: &str = "\
+import sys
+from electrumx.server.transport import PaddedRSTransport
+PaddedRSTransport.WAIT_FOR_BUFFER_GROWTH_SECONDS = 0
+from electrumx.cli.electrumx_server import main
+sys.exit(main())
+";
 
 /// Options for an [`ElectrumX`]; start it with [`ElectrumXBuilder::start`].
 #[derive(Debug, Clone)]
 pub struct ElectrumXBuilder {
     env: Vec<(String, String)>,
     sync_timeout: Duration,
+    send_hold: bool,
 }
 
 impl Default for ElectrumXBuilder {
@@ -44,6 +54,7 @@ impl Default for ElectrumXBuilder {
         Self {
             env: Vec::new(),
             sync_timeout: DEFAULT_SYNC_TIMEOUT,
+            send_hold: true,
         }
     }
 }
@@ -58,6 +69,17 @@ impl ElectrumXBuilder {
     /// Bounds how long [`ElectrumXBuilder::start`] waits for the server to catch up.
     pub fn sync_timeout(mut self, timeout: Duration) -> Self {
         self.sync_timeout = timeout;
+        self
+    }
+
+    /// Switches off ElectrumX 2.0's defence against traffic analysis on TCP sessions, which
+    /// holds a response until 1 KiB of output has gathered or 1 s has passed since the last
+    /// send, then pads it to a power of two. A client with one small request in flight thus
+    /// waits up to a second per answer; without the hold every answer leaves at once (still
+    /// padded), which is what measuring the server's capacity needs. There is no setting for
+    /// it, so the entry point is run by a launcher that sets the class constant to 0.
+    pub fn without_send_hold(mut self) -> Self {
+        self.send_hold = false;
         self
     }
 
@@ -87,7 +109,13 @@ impl ElectrumXBuilder {
             what: "sharing ElectrumX's log".to_owned(),
             source,
         })?;
-        let mut command = Command::new(&program);
+        let mut command = if self.send_hold {
+            Command::new(&program)
+        } else {
+            let mut launcher = Command::new(interpreter_of(&program)?);
+            launcher.arg("-c").arg(LAUNCHER_WITHOUT_SEND_HOLD);
+            launcher
+        };
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -280,6 +308,25 @@ fn read_cookie(path: &Path) -> Result<String, Error> {
         source,
     })?;
     Ok(text.trim().to_owned())
+}
+
+/// The Python interpreter of a pip-installed entry point: its `#!` line.
+fn interpreter_of(program: &Path) -> Result<PathBuf, Error> {
+    let text = std::fs::read_to_string(program).map_err(|source| Error::Io {
+        what: format!("reading {}", program.display()),
+        source,
+    })?;
+    text.lines()
+        .next()
+        .and_then(|line| line.strip_prefix("#!"))
+        .map(|interpreter| PathBuf::from(interpreter.trim()))
+        .filter(|interpreter| interpreter.is_file())
+        .ok_or_else(|| {
+            Error::ElectrumXNotFound(format!(
+                "{} does not name its Python interpreter",
+                program.display()
+            ))
+        })
 }
 
 /// `$ELECTRUMX_VENV/bin`, then the bundled venv, then `PATH`.

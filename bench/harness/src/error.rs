@@ -73,6 +73,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A rot-proxy could not be configured or started.
+    #[error(transparent)]
+    Proxy(#[from] rot_proxy::Error),
+
     /// The node answered an RPC with an error.
     #[error(transparent)]
     Rpc(#[from] rot_server::Error),

@@ -8,6 +8,7 @@ mod electrum_client;
 mod electrumx;
 mod error;
 mod litecoind;
+mod proxy;
 mod server;
 mod wallet;
 
@@ -17,5 +18,6 @@ pub use electrum_client::ElectrumClient;
 pub use electrumx::{ElectrumX, ElectrumXBuilder};
 pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
+pub use proxy::{ADMIN_TOKEN, RotProxy};
 pub use server::{RotServer, settings as rot_server_settings};
 pub use wallet::{AddressType, Wallet};

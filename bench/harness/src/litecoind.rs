@@ -51,6 +51,7 @@ pub struct LitecoindBuilder {
     extra_args: Vec<String>,
     startup_timeout: Duration,
     kept_datadir: Option<PathBuf>,
+    seed_datadir: Option<PathBuf>,
 }
 
 impl Default for LitecoindBuilder {
@@ -62,6 +63,7 @@ impl Default for LitecoindBuilder {
             extra_args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             kept_datadir: None,
+            seed_datadir: None,
         }
     }
 }
@@ -104,6 +106,14 @@ impl LitecoindBuilder {
         self
     }
 
+    /// Starts from a copy of `dir`, a data dir saved by [`Litecoind::save_datadir`] (e.g. a
+    /// cached benchmark chain), copied into the node's data dir before the first start, so
+    /// `dir` itself stays as it was.
+    pub fn seed_datadir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.seed_datadir = Some(dir.into());
+        self
+    }
+
     /// Starts the node in a fresh data dir on free loopback ports and waits until its RPC
     /// answers.
     pub async fn start(self) -> Result<Litecoind, Error> {
@@ -126,6 +136,9 @@ impl LitecoindBuilder {
                     })?,
             ),
         };
+        if let Some(seed) = &self.seed_datadir {
+            copy_dir(seed, datadir.path())?;
+        }
         let mut attempt = 1;
         let mut node = Litecoind::new(binary, self, datadir)?;
         loop {
@@ -430,7 +443,19 @@ impl Litecoind {
         self.launch().await
     }
 
-    /// Asks the node to shut down and waits (bounded) for it to exit.
+    /// Flushes and stops the node and copies its data dir to `dest` (created if missing), for
+    /// [`LitecoindBuilder::seed_datadir`]. The node stays stopped.
+    pub async fn save_datadir(&mut self, dest: &Path) -> Result<(), Error> {
+        // A node with idle keep-alive RPC connections waits for them to time out
+        // (-rpcservertimeout, 30 s) before it flushes, which can outlast the stop bound; the
+        // explicit flush makes the copy complete even if it is then killed.
+        self.flush_to_disk().await?;
+        self.stop().await?;
+        copy_dir(self.datadir(), dest)
+    }
+
+    /// Asks the node to shut down (it flushes its chain state) and waits, bounded, for it to
+    /// exit; kills it if it hangs.
     pub async fn stop(&mut self) -> Result<(), Error> {
         if self.process.is_none() {
             return Ok(());
@@ -602,6 +627,26 @@ fn client(url: &str, auth: NodeAuth) -> Result<NodeRpc, Error> {
 
 fn rpc_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
+}
+
+/// Copies the directory tree `from` into `to` (created if missing).
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
+    let io = |what: String| move |source| Error::Io { what, source };
+    std::fs::create_dir_all(to).map_err(io(format!("creating {}", to.display())))?;
+    for entry in std::fs::read_dir(from).map_err(io(format!("listing {}", from.display())))? {
+        let entry = entry.map_err(io(format!("listing {}", from.display())))?;
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("inspecting {}", entry.path().display())))?;
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .map_err(io(format!("copying {}", entry.path().display())))?;
+        }
+    }
+    Ok(())
 }
 
 /// The last `lines` lines of a log file (empty when unreadable).

@@ -85,3 +85,21 @@ async fn electrumx_authenticates_with_the_nodes_cookie() {
         .unwrap();
     assert_eq!(tip["height"], json!(0));
 }
+
+#[tokio::test]
+async fn electrumx_without_send_hold_serves_the_same_protocol() {
+    let node = Litecoind::start().await.unwrap();
+    let electrumx = ElectrumX::builder()
+        .without_send_hold()
+        .start(&node)
+        .await
+        .unwrap();
+    let mut client = electrumx.client().await.unwrap();
+    let features = client.call("server.features", json!([])).await.unwrap();
+    assert_eq!(features["server_version"], json!("ElectrumX 2.0.0"));
+    let tip = client
+        .call("blockchain.headers.subscribe", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(tip["height"], json!(0));
+}

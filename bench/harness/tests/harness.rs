@@ -92,3 +92,26 @@ fn a_panicking_test_still_cleans_up() {
     assert!(!process_exists(pid));
     assert!(!datadir.exists());
 }
+
+#[tokio::test]
+async fn a_saved_datadir_seeds_a_node_at_the_same_tip() {
+    let mut node = Litecoind::start().await.unwrap();
+    let wallet = node.create_wallet("w").await.unwrap();
+    let address = wallet.new_address(AddressType::Bech32).await.unwrap();
+    node.mine(5, &address).await.unwrap();
+    let tip = node.tip().await.unwrap();
+    let saved = tempfile::tempdir().unwrap();
+    let copy = saved.path().join("datadir");
+    node.save_datadir(&copy).await.unwrap();
+    assert!(node.pid().is_none());
+
+    let seeded = Litecoind::builder()
+        .seed_datadir(&copy)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(seeded.tip().await.unwrap(), tip);
+    assert_ne!(seeded.datadir(), copy.as_path());
+    drop(seeded);
+    assert!(copy.join("regtest").join("blocks").is_dir());
+}
