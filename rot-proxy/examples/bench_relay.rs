@@ -92,7 +92,9 @@ impl Process {
 
 /// A free loopback port (bound, then released).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The release binary `name` next to this example (`target/release/examples/..` → `..`).
@@ -437,10 +439,7 @@ async fn main() -> anyhow::Result<()> {
         &work.path().join("proxy.log"),
     )?;
     let mut server_env = rot_harness::rot_server_settings(&node, &work.path().join("server"));
-    server_env.insert(
-        "ROT_LISTEN_ADDR".into(),
-        format!("127.0.0.1:{server_port}"),
-    );
+    server_env.insert("ROT_LISTEN_ADDR".into(), format!("127.0.0.1:{server_port}"));
     server_env.insert("ROT_PROXIES".into(), proxy_url.clone());
     server_env.insert("ROT_HEARTBEAT_SECS".into(), "2".into());
     let server = spawn(
@@ -451,9 +450,12 @@ async fn main() -> anyhow::Result<()> {
         &work.path().join("server.log"),
     )?;
     let server_url = format!("http://127.0.0.1:{server_port}");
-    wait_for(&http, &format!("{server_url}/blocks/tip/height"), "the server's index", |t| {
-        t.trim() == height.to_string()
-    })
+    wait_for(
+        &http,
+        &format!("{server_url}/blocks/tip/height"),
+        "the server's index",
+        |t| t.trim() == height.to_string(),
+    )
     .await?;
     let relay = format!("{proxy_url}/v1/coins/ltc-regtest/esplora");
     wait_for(
@@ -463,9 +465,12 @@ async fn main() -> anyhow::Result<()> {
         |body| body.contains("\"status\":\"admitted\""),
     )
     .await?;
-    wait_for(&http, &format!("{relay}/blocks/tip/height"), "the relay", |t| {
-        t.trim() == height.to_string()
-    })
+    wait_for(
+        &http,
+        &format!("{relay}/blocks/tip/height"),
+        "the relay",
+        |t| t.trim() == height.to_string(),
+    )
     .await?;
 
     // nginx, if installed.
@@ -497,7 +502,12 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let path = format!("/address/{address}/utxo");
-    let body = http.get(format!("{server_url}{path}")).send().await?.bytes().await?;
+    let body = http
+        .get(format!("{server_url}{path}"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
         "rot-proxy relay benchmark: GET /address/:a/utxo ({} outputs, {} bytes), {} clients x {} s, {} sequential, {} rounds, {} cores",
@@ -520,7 +530,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(nginx) = &nginx {
         let mut pids = vec![nginx.pid()];
         pids.extend(children(nginx.pid()));
-        targets.push(("nginx", loopback(nginx_port), Arc::new(get_request(&path)), pids));
+        targets.push((
+            "nginx",
+            loopback(nginx_port),
+            Arc::new(get_request(&path)),
+            pids,
+        ));
     }
     targets.push((
         "rot-proxy",
@@ -576,8 +591,10 @@ async fn main() -> anyhow::Result<()> {
             m.rps,
             ms(m.loaded_p50),
             ms(m.loaded_p99),
-            m.cpu_per_request
-                .map_or("—".to_owned(), |d| format!("{:.0}", d.as_secs_f64() * 1e6)),
+            m.cpu_per_request.map_or("—".to_owned(), |d| format!(
+                "{:.0}",
+                d.as_secs_f64() * 1e6
+            )),
         );
     }
     for process in [Some(proxy), Some(server), nginx].into_iter().flatten() {

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use rot_proto::PublicKey;
-use rot_proto::message::{Heartbeat, HeartbeatAck};
+use rot_proto::message::{Heartbeat, HeartbeatAck, PeersAnswer, ProxyInfo};
 use rot_proto::signed::Signed;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +36,7 @@ use crate::admission::Registrar;
 use crate::config::{AdminToken, RegisterRate};
 use crate::directory::{AdminServer, AdminServers, Ban, Directory, ServerRecord};
 use crate::error::Rejection;
+use crate::federation::Federation;
 use crate::incidents::{IncidentFilter, IncidentQuery, Incidents, IncidentsAnswer};
 use crate::limits::{RateLimiter, RelayLimitsLayer, client_ip};
 use crate::pool::{PoolView, Tip};
@@ -55,6 +56,8 @@ pub struct Services {
     pub relay: Arc<Relay>,
     /// The incident log.
     pub incidents: Arc<Incidents>,
+    /// This proxy's identity, bootstrap list and peers.
+    pub federation: Arc<Federation>,
 }
 
 /// The API's access rules and limits, from configuration.
@@ -113,6 +116,11 @@ impl AppState {
         &self.inner.services.incidents
     }
 
+    /// This proxy's identity, bootstrap list and peers.
+    pub fn federation(&self) -> &Arc<Federation> {
+        &self.inner.services.federation
+    }
+
     /// The body of a request, or why it could not be read.
     fn body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
         body.map_err(|rejection| {
@@ -149,6 +157,9 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/coins", get(coins))
+        .route("/v1/info", get(info))
+        .route("/v1/peers", get(peers))
+        .route("/v1/bootstrap", get(bootstrap))
         .route("/v1/coins/{coin}/servers", get(servers))
         .route("/v1/coins/{coin}/incidents", get(public_incidents))
         .route(
@@ -491,6 +502,18 @@ async fn coins(State(s): State<AppState>) -> Result<Response, Error> {
     Ok(json_bytes(s.directory().coins_answer()?))
 }
 
+async fn info(State(s): State<AppState>) -> Result<Json<Signed<ProxyInfo>>, Error> {
+    Ok(Json(s.federation().info()?))
+}
+
+async fn peers(State(s): State<AppState>) -> Json<PeersAnswer> {
+    Json(s.federation().peers())
+}
+
+async fn bootstrap(State(s): State<AppState>) -> Result<Response, Error> {
+    Ok(json_bytes(s.federation().bootstrap_list()?))
+}
+
 async fn servers(
     State(s): State<AppState>,
     coin: Result<Path<String>, PathRejection>,
@@ -658,6 +681,12 @@ mod tests {
             clock.clone(),
         )
         .unwrap();
+        let federation = Arc::new(Federation::new(
+            Identity::from_seed([7; 32]),
+            directory.clone(),
+            clock.clone(),
+            60,
+        ));
         let state = AppState::new(
             Services {
                 directory,
@@ -665,6 +694,7 @@ mod tests {
                 stats,
                 relay: Arc::new(relay),
                 incidents: incidents.clone(),
+                federation,
             },
             ApiSettings {
                 admin_token: Some(AdminToken::new(TOKEN).unwrap()),
@@ -1032,7 +1062,10 @@ mod tests {
         assert_eq!((coin, pin, &plain[at..]), ("ltc", None, "/address/x/utxo"));
         let pinned = format!("/v1/coins/LTC/servers/{key}/esplora/tx");
         let (coin, pin, at) = relay_target(&pinned).unwrap();
-        assert_eq!((coin, pin, &pinned[at..]), ("LTC", Some(key.as_str()), "/tx"));
+        assert_eq!(
+            (coin, pin, &pinned[at..]),
+            ("LTC", Some(key.as_str()), "/tx")
+        );
         assert!(relay_target("/v1/coins/ltc/servers").is_none());
     }
 

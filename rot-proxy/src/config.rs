@@ -144,6 +144,26 @@ pub struct Config {
     pub outliers: OutlierRules,
     /// Warnings and exclusions.
     pub sanctions: Sanctions,
+    /// The proxy's identity key file, created on first start: the key the bootstrap list names
+    /// for this proxy, signing its `GET /v1/info`.
+    pub key_file: PathBuf,
+    /// Where the bootstrap list comes from; without it the proxy holds no list and knows no
+    /// peers.
+    pub bootstrap: Option<BootstrapSettings>,
+    /// How often the other proxies of the list are asked for their state.
+    pub peer_interval: Duration,
+}
+
+/// How the proxy follows the bootstrap list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapSettings {
+    /// JSON file of pinned maintainer keys: `{"threshold": k, "keys": ["hex", ...]}`.
+    pub pins_file: PathBuf,
+    /// URLs the list can be fetched from (mirrors, other proxies' `/v1/bootstrap`).
+    pub mirrors: Vec<String>,
+    /// A list file the maintainers hand to this proxy; re-read every peer round, so replacing
+    /// it publishes a new list through this proxy and from it to every peer.
+    pub list_file: Option<PathBuf>,
 }
 
 /// Command-line flags; each also reads its environment variable. Values left unset fall back
@@ -288,6 +308,21 @@ pub struct Args {
     /// Longest exclusion, in seconds [default: 604800].
     #[arg(long, env = "ROT_PROXY_EXCLUSION_MAX_SECS")]
     pub exclusion_max_secs: Option<String>,
+    /// The proxy's identity key file, created on first start [default: DATA_DIR/identity.key].
+    #[arg(long, env = "ROT_PROXY_KEY_FILE")]
+    pub key_file: Option<String>,
+    /// Pinned maintainer keys of the bootstrap list (JSON file); enables /v1/bootstrap and peers.
+    #[arg(long, env = "ROT_BOOTSTRAP_PINS")]
+    pub bootstrap_pins: Option<String>,
+    /// Comma-separated URLs the bootstrap list is fetched from (mirrors, other proxies).
+    #[arg(long, env = "ROT_BOOTSTRAP_URLS")]
+    pub bootstrap_urls: Option<String>,
+    /// A bootstrap list file handed over by the maintainers, served and passed on to peers.
+    #[arg(long, env = "ROT_PROXY_BOOTSTRAP_FILE")]
+    pub bootstrap_file: Option<String>,
+    /// Seconds between rounds asking the other proxies of the list for their state [default: 60].
+    #[arg(long, env = "ROT_PROXY_PEER_INTERVAL_SECS")]
+    pub peer_interval_secs: Option<String>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "ROT_PROXY_LOG_JSON")]
     pub log_json: bool,
@@ -367,6 +402,11 @@ impl Args {
             ("ROT_PROXY_WARNING_WINDOW_SECS", &self.warning_window_secs),
             ("ROT_PROXY_EXCLUSION_BASE_SECS", &self.exclusion_base_secs),
             ("ROT_PROXY_EXCLUSION_MAX_SECS", &self.exclusion_max_secs),
+            ("ROT_PROXY_KEY_FILE", &self.key_file),
+            ("ROT_BOOTSTRAP_PINS", &self.bootstrap_pins),
+            ("ROT_BOOTSTRAP_URLS", &self.bootstrap_urls),
+            ("ROT_PROXY_BOOTSTRAP_FILE", &self.bootstrap_file),
+            ("ROT_PROXY_PEER_INTERVAL_SECS", &self.peer_interval_secs),
         ];
         for (key, value) in given {
             if let Some(value) = value {
@@ -510,9 +550,9 @@ impl Config {
         let admin_token = get(map, "ROT_PROXY_ADMIN_TOKEN")
             .map(AdminToken::new)
             .transpose()?;
+        let data_dir = PathBuf::from(get(map, "ROT_PROXY_DATA_DIR").unwrap_or("./rot-proxy-data"));
         Ok(Self {
             listen,
-            data_dir: PathBuf::from(get(map, "ROT_PROXY_DATA_DIR").unwrap_or("./rot-proxy-data")),
             coins,
             coin_file: get(map, "ROT_PROXY_COIN_FILE").map(PathBuf::from),
             admin_token,
@@ -543,7 +583,12 @@ impl Config {
             relay: RelaySettings {
                 attempt_timeout: millis(map, "ROT_PROXY_RELAY_TIMEOUT_MS", 10_000)?,
                 connect_timeout: millis(map, "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS", 1_000)?,
-                max_body_bytes: number(map, "ROT_PROXY_RELAY_MAX_BODY_BYTES", 2 << 20, 1024..=1 << 30)?,
+                max_body_bytes: number(
+                    map,
+                    "ROT_PROXY_RELAY_MAX_BODY_BYTES",
+                    2 << 20,
+                    1024..=1 << 30,
+                )?,
                 idle_per_server: number(map, "ROT_PROXY_RELAY_IDLE_PER_SERVER", 64, 1..=100_000)?,
             },
             relay_rate: RegisterRate {
@@ -552,7 +597,12 @@ impl Config {
                     .checked_mul(60)
                     .ok_or_else(|| invalid("ROT_PROXY_RELAY_RATE_PER_SEC", "too large"))?,
             },
-            relay_max_in_flight: number(map, "ROT_PROXY_RELAY_MAX_IN_FLIGHT", 4096, 1..=10_000_000)?,
+            relay_max_in_flight: number(
+                map,
+                "ROT_PROXY_RELAY_MAX_IN_FLIGHT",
+                4096,
+                1..=10_000_000,
+            )?,
             checks: CheckSettings {
                 mode: match get(map, "ROT_PROXY_CHECKS")
                     .map(str::to_ascii_lowercase)
@@ -578,7 +628,12 @@ impl Config {
                 max_skew_secs: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?.as_secs(),
             },
             outliers: OutlierRules {
-                consecutive_failures: number(map, "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES", 5, 1..=1_000_000)?,
+                consecutive_failures: number(
+                    map,
+                    "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES",
+                    5,
+                    1..=1_000_000,
+                )?,
                 failure_percent: percent(map, "ROT_PROXY_EJECT_FAILURE_PERCENT", 50)?,
                 min_requests: number(map, "ROT_PROXY_EJECT_MIN_REQUESTS", 20, 1..=1_000_000)?,
                 window: seconds(map, "ROT_PROXY_EJECT_WINDOW_SECS", 30)?,
@@ -587,12 +642,49 @@ impl Config {
                 max_ejected_percent: percent(map, "ROT_PROXY_MAX_EJECTED_PERCENT", 50)?,
             },
             sanctions: Sanctions {
-                warnings_to_exclude: number(map, "ROT_PROXY_WARNINGS_TO_EXCLUDE", 3, 1..=1_000_000)?,
+                warnings_to_exclude: number(
+                    map,
+                    "ROT_PROXY_WARNINGS_TO_EXCLUDE",
+                    3,
+                    1..=1_000_000,
+                )?,
                 warning_window: seconds(map, "ROT_PROXY_WARNING_WINDOW_SECS", 86_400)?,
                 exclusion_base: seconds(map, "ROT_PROXY_EXCLUSION_BASE_SECS", 3_600)?,
                 exclusion_max: seconds(map, "ROT_PROXY_EXCLUSION_MAX_SECS", 604_800)?,
             },
+            key_file: get(map, "ROT_PROXY_KEY_FILE")
+                .map_or_else(|| data_dir.join("identity.key"), PathBuf::from),
+            data_dir,
+            bootstrap: bootstrap_settings(map)?,
+            peer_interval: seconds(map, "ROT_PROXY_PEER_INTERVAL_SECS", 60)?,
         })
+    }
+}
+
+/// The bootstrap settings: pins are required as soon as any other bootstrap setting is given,
+/// since a list nobody's keys are pinned for cannot be checked.
+fn bootstrap_settings(map: &BTreeMap<String, String>) -> Result<Option<BootstrapSettings>, Error> {
+    let mirrors: Vec<String> = get(map, "ROT_BOOTSTRAP_URLS")
+        .map(|urls| {
+            urls.split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let list_file = get(map, "ROT_PROXY_BOOTSTRAP_FILE").map(PathBuf::from);
+    match get(map, "ROT_BOOTSTRAP_PINS") {
+        Some(pins) => Ok(Some(BootstrapSettings {
+            pins_file: PathBuf::from(pins),
+            mirrors,
+            list_file,
+        })),
+        None if mirrors.is_empty() && list_file.is_none() => Ok(None),
+        None => Err(invalid(
+            "ROT_BOOTSTRAP_PINS",
+            "required with ROT_BOOTSTRAP_URLS or ROT_PROXY_BOOTSTRAP_FILE: the maintainer keys to trust",
+        )),
     }
 }
 

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
+pub use rot_proto::message::CoinSummary;
 use rot_proto::message::{BackendKind, DirectoryEntry, Heartbeat, HeartbeatAck, ServerStatus};
 use rot_proto::signed::Signed;
-use rot_proto::{Hash256, Network, PublicKey};
+use rot_proto::{Hash256, PublicKey};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -212,25 +213,6 @@ pub struct PendingAdmission {
     pub url: String,
     /// When it started (unix milliseconds).
     pub started_ms: u64,
-}
-
-/// One coin as `GET /v1/coins` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CoinSummary {
-    /// The coin's id in URLs (`ltc`, `ltc-regtest`).
-    pub id: String,
-    /// Its ticker.
-    pub ticker: String,
-    /// Its network.
-    pub network: Network,
-    /// Hash of its genesis block.
-    pub genesis_hash: Hash256,
-    /// Admitted servers with a recent heartbeat.
-    pub healthy_servers: u64,
-    /// The tip most healthy servers report (ties: the higher); absent with no healthy server.
-    pub tip_height: Option<u64>,
-    /// Hash of that tip.
-    pub tip_hash: Option<Hash256>,
 }
 
 /// The body of `GET /v1/coins`.
@@ -1188,7 +1170,7 @@ pub async fn run_stale_marking(
 pub(crate) mod tests {
     use super::*;
     use crate::coin::Coins;
-    use rot_proto::Identity;
+    use rot_proto::{Identity, Network};
 
     const START: u64 = 1_800_000_000;
 

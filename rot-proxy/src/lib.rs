@@ -12,6 +12,7 @@ pub mod connections;
 pub mod cross_check;
 pub mod directory;
 pub mod error;
+pub mod federation;
 pub mod incidents;
 pub mod limits;
 pub mod outlier;

@@ -14,6 +14,9 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use rot_bootstrap::Follower;
+use rot_proto::Identity;
+
 use crate::Error;
 use crate::admission::{Admitter, Registrar};
 use crate::api::{ApiSettings, AppState, Services, app};
@@ -21,6 +24,7 @@ use crate::clock::Clock;
 use crate::coin::{CoinProfile, Coins};
 use crate::config::Config;
 use crate::directory::{self, Directory, Policy};
+use crate::federation::{Federation, Following};
 use crate::incidents::Incidents;
 use crate::limits::RateLimiter;
 use crate::pool::Pool;
@@ -74,6 +78,27 @@ pub fn served_coins(config: &Config) -> Result<Vec<CoinProfile>, Error> {
                 })
         })
         .collect()
+}
+
+/// How the proxy follows the bootstrap list, when pins are configured.
+fn following(config: &Config) -> Result<Option<Following>, Error> {
+    let Some(settings) = &config.bootstrap else {
+        return Ok(None);
+    };
+    let follower = Follower::open(
+        &settings.pins_file,
+        settings.mirrors.clone(),
+        Some(config.data_dir.join("bootstrap-cache.json")),
+    )
+    .map_err(|e| Error::Config(format!("ROT_BOOTSTRAP_PINS: {e}")))?;
+    Ok(Some(Following {
+        follower,
+        list_file: settings.list_file.clone(),
+        interval: config.peer_interval,
+        timeout: config
+            .peer_interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    }))
 }
 
 /// How often overdue servers are marked stale: a few times per stale period.
@@ -162,7 +187,16 @@ pub async fn start_with_clock(
             checks_http.clone(),
         )));
     }
-    let relay = Arc::new(Relay::new(pools, config.relay.clone(), clock)?);
+    let relay = Arc::new(Relay::new(pools, config.relay.clone(), clock.clone())?);
+    let identity = Identity::load_or_generate(&config.key_file)?;
+    tracing::info!(proxy_key = %identity.public_key(), "identity loaded");
+    let federation = Arc::new(Federation::new(
+        identity,
+        directory.clone(),
+        clock,
+        config.max_skew.as_secs(),
+    ));
+    let following = following(&config)?;
     let state = AppState::new(
         Services {
             directory: directory.clone(),
@@ -170,6 +204,7 @@ pub async fn start_with_clock(
             stats,
             relay,
             incidents,
+            federation: federation.clone(),
         },
         ApiSettings {
             admin_token: config.admin_token.clone(),
@@ -193,6 +228,9 @@ pub async fn start_with_clock(
     ))];
     for prober in probers {
         tasks.push(tokio::spawn(prober.run(shutdown.clone())));
+    }
+    if let Some(following) = following {
+        tasks.push(tokio::spawn(federation.run(following, shutdown.clone())));
     }
     let router = app(state.clone());
     tasks.push(tokio::spawn(async move {

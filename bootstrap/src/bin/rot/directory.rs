@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use rot_bootstrap::fetch::{FetchOptions, http_client, refresh};
-use rot_bootstrap::{Accepted, MaintainerSet, TrustStore, unix_now};
+use rot_bootstrap::fetch::{FetchOptions, http_client};
+use rot_bootstrap::{Follower, TrustStore, unix_now};
 use rot_proto::client::Proxy;
 use rot_proto::message::DirectoryEntry;
 use rot_proto::transport::Transport;
@@ -123,29 +123,17 @@ async fn load_list(args: &BootstrapArgs, timeout: Duration) -> Result<(TrustStor
                 .to_owned(),
         )
     })?;
-    let text = std::fs::read_to_string(pins)
-        .map_err(|e| Failure::Usage(format!("pins file {}: {e}", pins.display())))?;
-    let mut store = TrustStore::new(MaintainerSet::from_json(&text)?);
     let cache = args.cache_path();
-    if let Some(cache) = &cache
-        && let Err(error) = store.load_cache(cache)
-    {
-        eprintln!(
-            "warning: ignoring the cached list {}: {error}",
-            cache.display()
-        );
+    let mut follower = Follower::open(pins, args.mirrors.clone(), cache.clone())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Err(error) = follower.load_cache() {
+        eprintln!("warning: ignoring the cached list: {error}");
     }
     let now = unix_now();
     if args.offline {
-        return Ok((store, now));
+        return Ok((follower.store().clone(), now));
     }
-    let mut mirrors = args.mirrors.clone();
-    if let Ok(list) = store.current(now) {
-        mirrors.extend(list.mirror_urls());
-    }
-    mirrors.sort();
-    mirrors.dedup();
-    if mirrors.is_empty() && store.cached().is_none() {
+    if follower.mirrors(now).is_empty() && follower.store().cached().is_none() {
         return Err(Failure::Usage(
             "nowhere to fetch the bootstrap list from: pass --mirror URL or set \
              ROT_BOOTSTRAP_URLS"
@@ -156,21 +144,21 @@ async fn load_list(args: &BootstrapArgs, timeout: Duration) -> Result<(TrustStor
         timeout,
         ..FetchOptions::default()
     };
-    let report = refresh(&mut store, &http_client(&options)?, &mirrors, now, &options).await;
+    let (report, cached) = follower
+        .refresh(&http_client(&options)?, now, &options)
+        .await;
     for mirror in &report.mirrors {
         if let Err(error) = &mirror.result {
             eprintln!("warning: mirror {}: {error}", mirror.url);
         }
     }
-    if let (Some(Accepted::Updated { .. }), Some(cache)) = (report.accepted, &cache)
-        && let Err(error) = store.save_cache(cache)
-    {
+    if let (Err(error), Some(cache)) = (cached, &cache) {
         eprintln!(
             "warning: cannot cache the list in {}: {error}",
             cache.display()
         );
     }
-    Ok((store, now))
+    Ok((follower.store().clone(), now))
 }
 
 fn print_servers(proxy: &str, coin: &str, entries: &[DirectoryEntry]) {
