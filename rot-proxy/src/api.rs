@@ -19,7 +19,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::map_response_with_state;
+use axum::middleware::{from_fn_with_state, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -42,6 +42,7 @@ use crate::limits::{RateLimiter, RelayLimitsLayer, client_ip};
 use crate::pool::{PoolView, Tip};
 use crate::relay::{Relay, SERVER_HEADER, TIP_HEADER, pin_from_headers};
 use crate::stats::{Stats, StatsAnswer};
+use crate::status::{Status, meter_relay};
 
 /// What the API serves from.
 #[derive(Debug)]
@@ -58,6 +59,8 @@ pub struct Services {
     pub incidents: Arc<Incidents>,
     /// This proxy's identity, bootstrap list and peers.
     pub federation: Arc<Federation>,
+    /// The status page and its charts.
+    pub status: Arc<Status>,
 }
 
 /// The API's access rules and limits, from configuration.
@@ -155,6 +158,7 @@ pub fn app(state: AppState) -> Router {
             state: state.clone(),
         });
     let api = Router::new()
+        .route("/", get(status_page))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/coins", get(coins))
         .route("/v1/info", get(info))
@@ -186,6 +190,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(Dispatch { relay, api })
         .layer(map_response_with_state(stats, count_rejections))
+        .layer(from_fn_with_state(
+            state.inner.services.status.clone(),
+            meter_relay,
+        ))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
@@ -502,6 +510,29 @@ async fn coins(State(s): State<AppState>) -> Result<Response, Error> {
     Ok(json_bytes(s.directory().coins_answer()?))
 }
 
+/// The status page; its inline style and script are the only ones it may run.
+async fn status_page(State(s): State<AppState>) -> Result<Response, Error> {
+    let page = s.inner.services.status.render()?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                     connect-src 'self'",
+                ),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        page,
+    )
+        .into_response())
+}
+
 async fn info(State(s): State<AppState>) -> Result<Json<Signed<ProxyInfo>>, Error> {
     Ok(Json(s.federation().info()?))
 }
@@ -689,11 +720,16 @@ mod tests {
         ));
         let state = AppState::new(
             Services {
-                directory,
+                directory: directory.clone(),
                 registrar,
                 stats,
                 relay: Arc::new(relay),
                 incidents: incidents.clone(),
+                status: Arc::new(Status::new(
+                    directory.clone(),
+                    federation.clone(),
+                    clock.clone(),
+                )),
                 federation,
             },
             ApiSettings {
@@ -876,6 +912,33 @@ mod tests {
         )
         .await;
         assert_error(status, &body, 404, "not_found");
+    }
+
+    #[tokio::test]
+    async fn the_status_page_is_html_with_a_strict_policy() {
+        let f = fixture();
+        let response = f
+            .router
+            .clone()
+            .oneshot(request("GET", "/", ""))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'")
+        );
+        let page = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let page = String::from_utf8(page.to_vec()).unwrap();
+        assert!(page.contains("data-coin=\"ltc-regtest\""), "{page}");
+        assert!(page.contains("No server listed yet."), "{page}");
+        assert!(page.contains("No other proxy known."), "{page}");
     }
 
     #[tokio::test]

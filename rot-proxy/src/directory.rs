@@ -910,6 +910,21 @@ impl Directory {
         Ok(self.snapshot()?.coins.clone())
     }
 
+    /// The coins as `GET /v1/coins` shows them, decoded (for the proxy's own info and status
+    /// page).
+    pub fn coin_summaries(self: &Arc<Self>) -> Result<Vec<CoinSummary>, Error> {
+        let answer: CoinsAnswer = serde_json::from_slice(&self.coins_answer()?)
+            .map_err(|e| Error::Corrupt(format!("the coins answer: {e}")))?;
+        Ok(answer.coins)
+    }
+
+    /// A coin's servers as `GET /v1/coins/{coin}/servers` shows them, decoded.
+    pub fn listed_servers(self: &Arc<Self>, coin: &str) -> Result<Vec<DirectoryEntry>, Error> {
+        let answer: ServersAnswer = serde_json::from_slice(&self.servers_answer(coin)?)
+            .map_err(|e| Error::Corrupt(format!("the servers answer: {e}")))?;
+        Ok(answer.servers)
+    }
+
     /// The serialized body of `GET /v1/coins/{coin}/servers`.
     pub fn servers_answer(self: &Arc<Self>, coin: &str) -> Result<Bytes, Error> {
         self.require_coin(coin)?;

@@ -17,10 +17,9 @@ use rot_bootstrap::fetch::{FetchOptions, fetch_list};
 use rot_bootstrap::list::MAX_LIST_BYTES;
 use rot_bootstrap::{Accepted, Follower, ListFile, ProxyEntry};
 use rot_proto::client::Proxy;
-use rot_proto::message::{CoinSummary, PeerEntry, PeersAnswer, ProxyInfo, check_clock_skew};
+use rot_proto::message::{PeerEntry, PeersAnswer, ProxyInfo, check_clock_skew};
 use rot_proto::transport::Transport;
 use rot_proto::{Identity, PROTOCOL_VERSION, PublicKey, Signed};
-use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -74,11 +73,6 @@ pub struct Following {
     pub timeout: Duration,
 }
 
-#[derive(Deserialize)]
-struct CoinsAnswer {
-    coins: Vec<CoinSummary>,
-}
-
 impl Federation {
     /// The federation state of a proxy signing as `identity`, describing `directory`.
     pub fn new(
@@ -116,14 +110,12 @@ impl Federation {
 
     /// The body of `GET /v1/info`: what this proxy serves and which list it holds, signed.
     pub fn info(self: &Arc<Self>) -> Result<Signed<ProxyInfo>, Error> {
-        let coins: CoinsAnswer = serde_json::from_slice(&self.directory.coins_answer()?)
-            .map_err(|e| Error::Corrupt(format!("the directory's coins answer: {e}")))?;
         let info = ProxyInfo {
             proxy_key: self.public_key(),
             software: concat!("rot-proxy/", env!("CARGO_PKG_VERSION")).to_owned(),
             protocol_version: PROTOCOL_VERSION,
             time: self.clock.now_secs(),
-            coins: coins.coins,
+            coins: self.directory.coin_summaries()?,
             bootstrap_serial: self.held_serial(),
         };
         Ok(Signed::sign(&self.identity, &info)?)
@@ -158,7 +150,8 @@ impl Federation {
         PeersAnswer { peers }
     }
 
-    fn held_serial(&self) -> Option<u64> {
+    /// The serial of the bootstrap list held, if any.
+    pub fn held_serial(&self) -> Option<u64> {
         self.held
             .read()
             .unwrap_or_else(PoisonError::into_inner)

@@ -23,6 +23,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod stats;
+pub mod status;
 pub mod store;
 
 pub use error::Error;

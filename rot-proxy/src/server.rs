@@ -31,6 +31,7 @@ use crate::pool::Pool;
 use crate::probe::{CheckMode, Prober};
 use crate::relay::Relay;
 use crate::stats::Stats;
+use crate::status::Status;
 use crate::store::Store;
 
 /// A running proxy: its state, the address it serves on, and its tasks.
@@ -193,10 +194,15 @@ pub async fn start_with_clock(
     let federation = Arc::new(Federation::new(
         identity,
         directory.clone(),
-        clock,
+        clock.clone(),
         config.max_skew.as_secs(),
     ));
     let following = following(&config)?;
+    let status = Arc::new(Status::new(
+        directory.clone(),
+        federation.clone(),
+        clock.clone(),
+    ));
     let state = AppState::new(
         Services {
             directory: directory.clone(),
@@ -205,6 +211,7 @@ pub async fn start_with_clock(
             relay,
             incidents,
             federation: federation.clone(),
+            status: status.clone(),
         },
         ApiSettings {
             admin_token: config.admin_token.clone(),
@@ -229,6 +236,7 @@ pub async fn start_with_clock(
     for prober in probers {
         tasks.push(tokio::spawn(prober.run(shutdown.clone())));
     }
+    tasks.push(tokio::spawn(status.run(shutdown.clone())));
     if let Some(following) = following {
         tasks.push(tokio::spawn(federation.run(following, shutdown.clone())));
     }
