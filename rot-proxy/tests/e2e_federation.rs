@@ -6,11 +6,11 @@
 //! list names is shown as such.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rot_bootstrap::demo::{DemoSpec, create_demo_ring};
 use rot_bootstrap::{ListFile, MaintainerSet, ProxyEntry, TrustStore, unix_now};
-use rot_harness::{ApiClient, RotProxy};
+use rot_harness::{ApiClient, RotProxy, eventually};
 use rot_proto::{Identity, PeersAnswer, ProxyInfo, Signed};
 
 const COIN: &str = "ltc-regtest";
@@ -48,22 +48,6 @@ fn signed_list(ring_dir: &Path, serial: u64, proxies: &[ProxyEntry]) -> ListFile
         list.sign(&Identity::load(key_file).unwrap()).unwrap();
     }
     list
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < limit, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn served_serial(proxy: &ApiClient) -> Option<u64> {
