@@ -22,11 +22,14 @@ struct Args {
     #[arg(long, env = "ROT_RING_DIR", default_value = "ring-data")]
     dir: PathBuf,
     /// Start from an empty chain and new server keys.
-    #[arg(long)]
+    #[arg(long, env = "ROT_RING_FRESH")]
     fresh: bool,
     /// Number of rot-servers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "ROT_RING_SERVERS", default_value_t = 3)]
     servers: usize,
+    /// Logging: format and filter (warnings only by default, so the ring's own lines stay readable).
+    #[command(flatten)]
+    log: rot_ops::LogArgs,
 }
 
 /// Blocks mined on the first run: past coinbase maturity, so the wallet can spend.
@@ -35,9 +38,7 @@ const FIRST_RUN_BLOCKS: u32 = 110;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .init();
+    args.log.init(rot_ops::logging::TOOL_FILTER)?;
     ensure_litecoind()?;
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)
