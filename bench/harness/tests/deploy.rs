@@ -1,9 +1,9 @@
 //! The deployment files against the binaries: `docker-compose.yml` is well-formed, every
 //! service is built or pulled, long-running ones have health checks and volumes, one-shot
-//! jobs are awaited, every `${VAR}` has a default, and every environment variable the file
-//! (or the Dockerfile) sets is one the binaries read — taken from their clap definitions —
-//! with values their configuration accepts. There is no Docker daemon in CI, so this is
-//! what keeps the files honest.
+//! jobs are awaited, every `${VAR}` has a default, and every environment variable the file,
+//! the Dockerfile or the systemd environment files set is one the binaries read — taken
+//! from their clap definitions — with values their configuration accepts. There is no Docker
+//! daemon in CI, so this is what keeps the files honest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -343,4 +343,84 @@ fn the_dockerfile_sets_only_variables_the_services_read() {
         dockerfile.contains("\nUSER rot\n"),
         "the runtime image runs unprivileged"
     );
+}
+
+/// `KEY=value` lines of a systemd environment file, commented-out examples included.
+fn env_file(name: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo_file(&format!("docs/systemd/{name}"))).unwrap();
+    text.lines()
+        .map(|line| line.strip_prefix('#').unwrap_or(line))
+        .filter_map(|line| line.split_once('='))
+        .filter(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_systemd_examples_set_only_variables_the_services_read() {
+    for (file, read) in [
+        ("rot-server.env", server_vars()),
+        ("rot-proxy.env", proxy_vars()),
+    ] {
+        let settings = env_file(file);
+        assert!(settings.len() >= 3, "{file}: too few settings");
+        for key in settings.keys() {
+            assert!(read.contains(key), "{file}: sets {key}, which is not read");
+        }
+    }
+    for (unit, data_var) in [
+        ("rot-server.service", "ROT_DATA_DIR"),
+        ("rot-proxy.service", "ROT_PROXY_DATA_DIR"),
+    ] {
+        let text = std::fs::read_to_string(repo_file(&format!("docs/systemd/{unit}"))).unwrap();
+        for line in [
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "Restart=on-failure",
+            "DynamicUser=yes",
+        ] {
+            assert!(text.contains(line), "{unit} lacks {line}");
+        }
+        let state = text
+            .lines()
+            .find_map(|l| l.strip_prefix("StateDirectory="))
+            .unwrap_or_else(|| panic!("{unit} has no StateDirectory"));
+        assert!(
+            text.contains(&format!("Environment={data_var}=%S/{state}\n")),
+            "{unit}: {data_var} must be the state directory, the only writable place"
+        );
+        let binary = unit.trim_end_matches(".service");
+        assert!(text.contains(&format!("EnvironmentFile=/etc/rot/{binary}.env")));
+    }
+}
+
+#[test]
+fn every_service_option_has_an_environment_variable_and_help() {
+    for command in [
+        rot_server::config::Args::command(),
+        rot_proxy::cli::Cli::command(),
+    ] {
+        assert!(command.get_version().is_some());
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["help", "version"].contains(&id) {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "{} --{id} has no environment variable",
+                command.get_name()
+            );
+            assert!(
+                arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                "{} --{id} is not explained",
+                command.get_name()
+            );
+        }
+    }
 }
