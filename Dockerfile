@@ -12,10 +12,13 @@
 # docs/server.md and docs/proxy.md); data lives in /var/lib/rot (server) and
 # /var/lib/rot-proxy (proxy), meant to be volumes.
 
+# The runtime images are Debian's; the build image must be of the same release (same glibc).
 ARG DEBIAN_RELEASE=bookworm
+# Any Rust from the workspace's rust-version (1.90) on; `1` is the newest stable.
+ARG RUST_VERSION=1
 
 # --- build: compile the service binaries -----------------------------------------------------
-FROM rust:1-${DEBIAN_RELEASE} AS build
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 WORKDIR /src
 COPY . .
 # Caches keep crates.io downloads and compiled dependencies between builds; the binaries are

@@ -37,6 +37,7 @@ struct Service {
     healthcheck: Option<Healthcheck>,
     #[serde(default)]
     depends_on: BTreeMap<String, Dependency>,
+    stop_grace_period: Option<String>,
     restart: String,
 }
 
@@ -191,6 +192,13 @@ fn every_service_is_built_or_pulled_checked_and_keeps_its_data() {
         );
         assert!(check.retries > 0 && !check.interval.is_empty() && !check.timeout.is_empty());
         assert!(check.start_period.as_deref().is_none_or(|p| !p.is_empty()));
+        assert!(
+            service
+                .stop_grace_period
+                .as_deref()
+                .is_none_or(|p| p.ends_with('s')),
+            "{name}: stop_grace_period in seconds"
+        );
         assert!(
             !service.volumes.is_empty(),
             "{name}: a long-running service keeps its data in a volume"
