@@ -10,6 +10,7 @@ mod error;
 mod litecoind;
 mod proxy;
 mod server;
+mod service_process;
 mod wallet;
 
 pub use api::{ApiClient, Reply};
@@ -20,4 +21,5 @@ pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use proxy::{ADMIN_TOKEN, RotProxy};
 pub use server::{RotServer, settings as rot_server_settings};
+pub use service_process::ServiceProcess;
 pub use wallet::{AddressType, Wallet};
