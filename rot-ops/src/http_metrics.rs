@@ -3,6 +3,38 @@
 //!
 //! Routes are labelled by their template (`/tx/{txid}`), never the raw path, and unknown
 //! methods as `other`, so a client cannot grow the number of series.
+//!
+//! A service gets `/metrics` in three steps: one [`Registry`] per instance (in its state),
+//! its own metrics registered there, and the request layer applied last:
+//!
+//! ```
+//! use axum::{Router, extract::State, routing::get};
+//! use rot_ops::http_metrics::{HttpMetrics, exposition};
+//! use rot_ops::{Gauge, Registry};
+//!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     registry: Registry,
+//!     servers: Gauge,
+//! }
+//!
+//! async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+//!     // Gauges read from the service's state at each scrape.
+//!     state.servers.set(&["ltc"], 3.0);
+//!     exposition(&state.registry)
+//! }
+//!
+//! let registry = Registry::new();
+//! let servers = registry.gauge("rot_proxy_servers", "Servers listed, by coin.", &["coin"]);
+//! let http = HttpMetrics::new(&registry);
+//! let state = AppState { registry, servers };
+//! let app: Router = http.layer(
+//!     Router::new()
+//!         .route("/v1/coins", get(|| async { "[]" }))
+//!         .route("/metrics", get(metrics))
+//!         .with_state(state),
+//! );
+//! ```
 
 use std::time::Instant;
 
