@@ -2,8 +2,9 @@
 //! service is built or pulled, long-running ones have health checks and volumes, one-shot
 //! jobs are awaited, every `${VAR}` has a default, and every environment variable the file,
 //! the Dockerfile or the systemd environment files set is one the binaries read — taken
-//! from their clap definitions — with values their configuration accepts. There is no Docker
-//! daemon in CI, so this is what keeps the files honest.
+//! from their clap definitions — with values their configuration accepts. The chain-init
+//! job's script runs against a real regtest litecoind. There is no Docker daemon in CI, so
+//! this is what keeps the files honest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -431,4 +432,58 @@ fn every_service_option_has_an_environment_variable_and_help() {
             );
         }
     }
+}
+
+/// The compose defaults of the node's RPC credentials, which the harness node then uses.
+const RPC_USER: &str = "rot";
+const RPC_PASSWORD: &str = "regtest-only";
+
+#[tokio::test]
+async fn the_chain_init_job_mines_and_pays_once_against_a_real_node() {
+    let compose = compose();
+    let litecoind = &compose.services["litecoind"];
+    let command = with_defaults(&litecoind.command.as_ref().unwrap().join(" "));
+    assert!(command.contains(&format!("-rpcuser={RPC_USER} -rpcpassword={RPC_PASSWORD}")));
+    let node = rot_harness::Litecoind::builder()
+        .rpc_user_password(RPC_USER, RPC_PASSWORD)
+        .start()
+        .await
+        .unwrap();
+    let job = &compose.services["chain-init"];
+    assert_eq!(
+        job.entrypoint.as_deref(),
+        Some(&["/bin/sh".to_owned(), "-c".to_owned()][..])
+    );
+    // The script as compose hands it to the container, pointed at the harness node.
+    let script = with_defaults(&job.command.as_ref().unwrap()[0]).replace(
+        "-rpcconnect=litecoind",
+        &format!("-rpcconnect=127.0.0.1 -rpcport={}", node.rpc_port()),
+    );
+    for run in 1..=2 {
+        let out = tokio::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "chain height 111\n");
+    }
+    let (height, _) = node.tip().await.unwrap();
+    assert_eq!(height, 111, "110 blocks, then one confirming the payments");
+    let block: serde_json::Value = node
+        .call(
+            "getblock",
+            serde_json::json!([node.tip().await.unwrap().1.to_string()]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        block["tx"].as_array().unwrap().len(),
+        4,
+        "the coinbase and three payments, made on the first run only"
+    );
 }
