@@ -323,9 +323,6 @@ pub struct Args {
     /// Seconds between rounds asking the other proxies of the list for their state [default: 60].
     #[arg(long, env = "ROT_PROXY_PEER_INTERVAL_SECS")]
     pub peer_interval_secs: Option<String>,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "ROT_PROXY_LOG_JSON")]
-    pub log_json: bool,
 }
 
 impl Args {

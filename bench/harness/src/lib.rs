@@ -10,6 +10,7 @@ mod error;
 mod litecoind;
 mod proxy;
 mod server;
+mod service_process;
 mod wait;
 mod wallet;
 
@@ -21,5 +22,6 @@ pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use proxy::{ADMIN_TOKEN, RotProxy};
 pub use server::{RotServer, settings as rot_server_settings};
+pub use service_process::ServiceProcess;
 pub use wait::eventually;
 pub use wallet::{AddressType, Wallet};

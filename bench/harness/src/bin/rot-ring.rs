@@ -27,10 +27,10 @@ struct Args {
     #[arg(long, env = "ROT_RING_DIR", default_value = "ring-data")]
     dir: PathBuf,
     /// Start from an empty chain and new server keys.
-    #[arg(long)]
+    #[arg(long, env = "ROT_RING_FRESH")]
     fresh: bool,
     /// Number of rot-servers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "ROT_RING_SERVERS", default_value_t = 3)]
     servers: usize,
     /// Number of rot-proxies.
     #[arg(long, default_value_t = 2)]
@@ -39,6 +39,9 @@ struct Args {
     /// the proxies' URLs.
     #[arg(long, env = "ROT_RING_PROXY_PORT", default_value_t = 3003)]
     proxy_port: u16,
+    /// Logging: format and filter (warnings only by default, so the ring's own lines stay readable).
+    #[command(flatten)]
+    log: rot_ops::LogArgs,
 }
 
 /// The regtest coin of the ring, as proxies and lists name it.
@@ -50,9 +53,7 @@ const FIRST_RUN_BLOCKS: u32 = 110;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-        .init();
+    args.log.init(rot_ops::logging::TOOL_FILTER)?;
     ensure_litecoind()?;
     if args.fresh && args.dir.exists() {
         std::fs::remove_dir_all(&args.dir)
