@@ -71,6 +71,15 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// One way to reach the server: a name for the report, where to connect, the request bytes,
+/// and the processes whose CPU time counts against it.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    pids: Vec<u32>,
+}
+
 /// A child process killed when dropped.
 struct Process {
     child: Child,
@@ -92,7 +101,9 @@ impl Process {
 
 /// A free loopback port (bound, then released).
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The release binary `name` next to this example (`target/release/examples/..` → `..`).
@@ -437,10 +448,7 @@ async fn main() -> anyhow::Result<()> {
         &work.path().join("proxy.log"),
     )?;
     let mut server_env = rot_harness::rot_server_settings(&node, &work.path().join("server"));
-    server_env.insert(
-        "ROT_LISTEN_ADDR".into(),
-        format!("127.0.0.1:{server_port}"),
-    );
+    server_env.insert("ROT_LISTEN_ADDR".into(), format!("127.0.0.1:{server_port}"));
     server_env.insert("ROT_PROXIES".into(), proxy_url.clone());
     server_env.insert("ROT_HEARTBEAT_SECS".into(), "2".into());
     let server = spawn(
@@ -451,9 +459,12 @@ async fn main() -> anyhow::Result<()> {
         &work.path().join("server.log"),
     )?;
     let server_url = format!("http://127.0.0.1:{server_port}");
-    wait_for(&http, &format!("{server_url}/blocks/tip/height"), "the server's index", |t| {
-        t.trim() == height.to_string()
-    })
+    wait_for(
+        &http,
+        &format!("{server_url}/blocks/tip/height"),
+        "the server's index",
+        |t| t.trim() == height.to_string(),
+    )
     .await?;
     let relay = format!("{proxy_url}/v1/coins/ltc-regtest/esplora");
     wait_for(
@@ -463,9 +474,12 @@ async fn main() -> anyhow::Result<()> {
         |body| body.contains("\"status\":\"admitted\""),
     )
     .await?;
-    wait_for(&http, &format!("{relay}/blocks/tip/height"), "the relay", |t| {
-        t.trim() == height.to_string()
-    })
+    wait_for(
+        &http,
+        &format!("{relay}/blocks/tip/height"),
+        "the relay",
+        |t| t.trim() == height.to_string(),
+    )
     .await?;
 
     // nginx, if installed.
@@ -497,7 +511,12 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let path = format!("/address/{address}/utxo");
-    let body = http.get(format!("{server_url}{path}")).send().await?.bytes().await?;
+    let body = http
+        .get(format!("{server_url}{path}"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     println!(
         "rot-proxy relay benchmark: GET /address/:a/utxo ({} outputs, {} bytes), {} clients x {} s, {} sequential, {} rounds, {} cores",
@@ -511,29 +530,40 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut targets: Vec<(&str, SocketAddr, Arc<Vec<u8>>, Vec<u32>)> = vec![(
-        "direct",
-        loopback(server_port),
-        Arc::new(get_request(&path)),
-        Vec::new(),
-    )];
+    let mut targets = vec![Target {
+        name: "direct",
+        addr: loopback(server_port),
+        request: Arc::new(get_request(&path)),
+        pids: Vec::new(),
+    }];
     if let Some(nginx) = &nginx {
         let mut pids = vec![nginx.pid()];
         pids.extend(children(nginx.pid()));
-        targets.push(("nginx", loopback(nginx_port), Arc::new(get_request(&path)), pids));
+        targets.push(Target {
+            name: "nginx",
+            addr: loopback(nginx_port),
+            request: Arc::new(get_request(&path)),
+            pids,
+        });
     }
-    targets.push((
-        "rot-proxy",
-        loopback(proxy_port),
-        Arc::new(get_request(&format!("/v1/coins/ltc-regtest/esplora{path}"))),
-        vec![proxy.pid()],
-    ));
+    targets.push(Target {
+        name: "rot-proxy",
+        addr: loopback(proxy_port),
+        request: Arc::new(get_request(&format!("/v1/coins/ltc-regtest/esplora{path}"))),
+        pids: vec![proxy.pid()],
+    });
     if let Some(only) = &s.only {
-        targets.retain(|(name, ..)| only.iter().any(|o| o == name));
+        targets.retain(|t| only.iter().any(|o| o == t.name));
     }
     let mut results: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
     for round in 1..=s.rounds {
-        for (name, addr, request, pids) in &targets {
+        for Target {
+            name,
+            addr,
+            request,
+            pids,
+        } in &targets
+        {
             let measured = measure(*addr, request.clone(), &s, pids).await?;
             eprintln!("round {round} {name}: {measured:?}");
             results.entry(name).or_default().push(measured);
@@ -560,7 +590,7 @@ async fn main() -> anyhow::Result<()> {
         s.clients
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (name, ..) in &targets {
+    for Target { name, .. } in &targets {
         let m = summary(name);
         let added = match &direct {
             Some(direct) if *name != "direct" => format!(
@@ -576,8 +606,10 @@ async fn main() -> anyhow::Result<()> {
             m.rps,
             ms(m.loaded_p50),
             ms(m.loaded_p99),
-            m.cpu_per_request
-                .map_or("—".to_owned(), |d| format!("{:.0}", d.as_secs_f64() * 1e6)),
+            m.cpu_per_request.map_or("—".to_owned(), |d| format!(
+                "{:.0}",
+                d.as_secs_f64() * 1e6
+            )),
         );
     }
     for process in [Some(proxy), Some(server), nginx].into_iter().flatten() {

@@ -1032,7 +1032,10 @@ mod tests {
         assert_eq!((coin, pin, &plain[at..]), ("ltc", None, "/address/x/utxo"));
         let pinned = format!("/v1/coins/LTC/servers/{key}/esplora/tx");
         let (coin, pin, at) = relay_target(&pinned).unwrap();
-        assert_eq!((coin, pin, &pinned[at..]), ("LTC", Some(key.as_str()), "/tx"));
+        assert_eq!(
+            (coin, pin, &pinned[at..]),
+            ("LTC", Some(key.as_str()), "/tx")
+        );
         assert!(relay_target("/v1/coins/ltc/servers").is_none());
     }
 

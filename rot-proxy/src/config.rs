@@ -543,7 +543,12 @@ impl Config {
             relay: RelaySettings {
                 attempt_timeout: millis(map, "ROT_PROXY_RELAY_TIMEOUT_MS", 10_000)?,
                 connect_timeout: millis(map, "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS", 1_000)?,
-                max_body_bytes: number(map, "ROT_PROXY_RELAY_MAX_BODY_BYTES", 2 << 20, 1024..=1 << 30)?,
+                max_body_bytes: number(
+                    map,
+                    "ROT_PROXY_RELAY_MAX_BODY_BYTES",
+                    2 << 20,
+                    1024..=1 << 30,
+                )?,
                 idle_per_server: number(map, "ROT_PROXY_RELAY_IDLE_PER_SERVER", 64, 1..=100_000)?,
             },
             relay_rate: RegisterRate {
@@ -552,7 +557,12 @@ impl Config {
                     .checked_mul(60)
                     .ok_or_else(|| invalid("ROT_PROXY_RELAY_RATE_PER_SEC", "too large"))?,
             },
-            relay_max_in_flight: number(map, "ROT_PROXY_RELAY_MAX_IN_FLIGHT", 4096, 1..=10_000_000)?,
+            relay_max_in_flight: number(
+                map,
+                "ROT_PROXY_RELAY_MAX_IN_FLIGHT",
+                4096,
+                1..=10_000_000,
+            )?,
             checks: CheckSettings {
                 mode: match get(map, "ROT_PROXY_CHECKS")
                     .map(str::to_ascii_lowercase)
@@ -578,7 +588,12 @@ impl Config {
                 max_skew_secs: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?.as_secs(),
             },
             outliers: OutlierRules {
-                consecutive_failures: number(map, "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES", 5, 1..=1_000_000)?,
+                consecutive_failures: number(
+                    map,
+                    "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES",
+                    5,
+                    1..=1_000_000,
+                )?,
                 failure_percent: percent(map, "ROT_PROXY_EJECT_FAILURE_PERCENT", 50)?,
                 min_requests: number(map, "ROT_PROXY_EJECT_MIN_REQUESTS", 20, 1..=1_000_000)?,
                 window: seconds(map, "ROT_PROXY_EJECT_WINDOW_SECS", 30)?,
@@ -587,7 +602,12 @@ impl Config {
                 max_ejected_percent: percent(map, "ROT_PROXY_MAX_EJECTED_PERCENT", 50)?,
             },
             sanctions: Sanctions {
-                warnings_to_exclude: number(map, "ROT_PROXY_WARNINGS_TO_EXCLUDE", 3, 1..=1_000_000)?,
+                warnings_to_exclude: number(
+                    map,
+                    "ROT_PROXY_WARNINGS_TO_EXCLUDE",
+                    3,
+                    1..=1_000_000,
+                )?,
                 warning_window: seconds(map, "ROT_PROXY_WARNING_WINDOW_SECS", 86_400)?,
                 exclusion_base: seconds(map, "ROT_PROXY_EXCLUSION_BASE_SECS", 3_600)?,
                 exclusion_max: seconds(map, "ROT_PROXY_EXCLUSION_MAX_SECS", 604_800)?,

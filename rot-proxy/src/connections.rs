@@ -200,7 +200,11 @@ impl Connections {
             format!("{prefix}{}", outgoing.path_and_query).parse()
         }
         .map_err(|e| Unanswered::new(format!("request URI: {e}")))?;
-        let mut request = Request::new(outgoing.body.map_or_else(Body::empty, |b| Body::from(b.clone())));
+        let mut request = Request::new(
+            outgoing
+                .body
+                .map_or_else(Body::empty, |b| Body::from(b.clone())),
+        );
         *request.method_mut() = outgoing.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = outgoing.headers.clone();
@@ -326,7 +330,9 @@ impl http_body::Body for Returning {
             {
                 Poll::Ready(()) => {
                     this.connection = None;
-                    Poll::Ready(Some(Err("the server did not finish its answer in time".into())))
+                    Poll::Ready(Some(Err(
+                        "the server did not finish its answer in time".into()
+                    )))
                 }
                 Poll::Pending => Poll::Pending,
             },

@@ -862,7 +862,9 @@ mod tests {
         drop(busy);
         // A retry avoids the first server; an ejected server is skipped.
         assert_eq!(picked(&view, &[fast.upstream.key]), Some(slow.upstream.key));
-        slow.upstream.ejected_until_ms.store(now + 1, Ordering::Relaxed);
+        slow.upstream
+            .ejected_until_ms
+            .store(now + 1, Ordering::Relaxed);
         assert_eq!(picked(&view, &[fast.upstream.key]), None);
         // A server that cannot answer a route is not sent it, advertised or learnt.
         let electrum = candidate(3, Routes::offered(&[]));
@@ -897,7 +899,9 @@ mod tests {
         let healthy = candidate(1, Routes::offered(&[]));
         let excluded = rot_proto::Identity::from_seed([2; 32]).public_key();
         let view = View {
-            healthy: [(healthy.upstream.key, healthy.clone())].into_iter().collect(),
+            healthy: [(healthy.upstream.key, healthy.clone())]
+                .into_iter()
+                .collect(),
             listed: [(excluded, "excluded".to_owned())].into_iter().collect(),
             ..View::default()
         };
