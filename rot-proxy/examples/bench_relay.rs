@@ -584,12 +584,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let direct = results.contains_key("direct").then(|| summary("direct"));
+    let nginx_rps = results.contains_key("nginx").then(|| summary("nginx").rps);
     println!();
     println!(
-        "| path | p50 alone (ms) | p99 alone (ms) | added p50 (ms) | req/s at {} clients | p50 loaded (ms) | p99 loaded (ms) | proxy CPU per request (µs) |",
+        "| path | p50 alone (ms) | p99 alone (ms) | added p50 (ms) | req/s at {} clients | ÷ direct | ÷ nginx | p50 loaded (ms) | p99 loaded (ms) | proxy CPU per request (µs) |",
         s.clients
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let ratio =
+        |rps: f64, of: Option<f64>| of.map_or("—".to_owned(), |of| format!("{:.2}", rps / of));
     for Target { name, .. } in &targets {
         let m = summary(name);
         let added = match &direct {
@@ -600,10 +603,12 @@ async fn main() -> anyhow::Result<()> {
             _ => "—".to_owned(),
         };
         println!(
-            "| {name} | {} | {} | {added} | {:.0} | {} | {} | {} |",
+            "| {name} | {} | {} | {added} | {:.0} | {} | {} | {} | {} | {} |",
             ms(m.alone_p50),
             ms(m.alone_p99),
             m.rps,
+            ratio(m.rps, direct.as_ref().map(|d| d.rps)),
+            ratio(m.rps, nginx_rps),
             ms(m.loaded_p50),
             ms(m.loaded_p99),
             m.cpu_per_request.map_or("—".to_owned(), |d| format!(
