@@ -71,6 +71,15 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// One way to reach the server: a name for the report, where to connect, the request bytes,
+/// and the processes whose CPU time counts against it.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    request: Arc<Vec<u8>>,
+    pids: Vec<u32>,
+}
+
 /// A child process killed when dropped.
 struct Process {
     child: Child,
@@ -521,34 +530,40 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let mut targets: Vec<(&str, SocketAddr, Arc<Vec<u8>>, Vec<u32>)> = vec![(
-        "direct",
-        loopback(server_port),
-        Arc::new(get_request(&path)),
-        Vec::new(),
-    )];
+    let mut targets = vec![Target {
+        name: "direct",
+        addr: loopback(server_port),
+        request: Arc::new(get_request(&path)),
+        pids: Vec::new(),
+    }];
     if let Some(nginx) = &nginx {
         let mut pids = vec![nginx.pid()];
         pids.extend(children(nginx.pid()));
-        targets.push((
-            "nginx",
-            loopback(nginx_port),
-            Arc::new(get_request(&path)),
+        targets.push(Target {
+            name: "nginx",
+            addr: loopback(nginx_port),
+            request: Arc::new(get_request(&path)),
             pids,
-        ));
+        });
     }
-    targets.push((
-        "rot-proxy",
-        loopback(proxy_port),
-        Arc::new(get_request(&format!("/v1/coins/ltc-regtest/esplora{path}"))),
-        vec![proxy.pid()],
-    ));
+    targets.push(Target {
+        name: "rot-proxy",
+        addr: loopback(proxy_port),
+        request: Arc::new(get_request(&format!("/v1/coins/ltc-regtest/esplora{path}"))),
+        pids: vec![proxy.pid()],
+    });
     if let Some(only) = &s.only {
-        targets.retain(|(name, ..)| only.iter().any(|o| o == name));
+        targets.retain(|t| only.iter().any(|o| o == t.name));
     }
     let mut results: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
     for round in 1..=s.rounds {
-        for (name, addr, request, pids) in &targets {
+        for Target {
+            name,
+            addr,
+            request,
+            pids,
+        } in &targets
+        {
             let measured = measure(*addr, request.clone(), &s, pids).await?;
             eprintln!("round {round} {name}: {measured:?}");
             results.entry(name).or_default().push(measured);
@@ -569,13 +584,16 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let direct = results.contains_key("direct").then(|| summary("direct"));
+    let nginx_rps = results.contains_key("nginx").then(|| summary("nginx").rps);
     println!();
     println!(
-        "| path | p50 alone (ms) | p99 alone (ms) | added p50 (ms) | req/s at {} clients | p50 loaded (ms) | p99 loaded (ms) | proxy CPU per request (µs) |",
+        "| path | p50 alone (ms) | p99 alone (ms) | added p50 (ms) | req/s at {} clients | ÷ direct | ÷ nginx | p50 loaded (ms) | p99 loaded (ms) | proxy CPU per request (µs) |",
         s.clients
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (name, ..) in &targets {
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let ratio =
+        |rps: f64, of: Option<f64>| of.map_or("—".to_owned(), |of| format!("{:.2}", rps / of));
+    for Target { name, .. } in &targets {
         let m = summary(name);
         let added = match &direct {
             Some(direct) if *name != "direct" => format!(
@@ -585,10 +603,12 @@ async fn main() -> anyhow::Result<()> {
             _ => "—".to_owned(),
         };
         println!(
-            "| {name} | {} | {} | {added} | {:.0} | {} | {} | {} |",
+            "| {name} | {} | {} | {added} | {:.0} | {} | {} | {} | {} | {} |",
             ms(m.alone_p50),
             ms(m.alone_p99),
             m.rps,
+            ratio(m.rps, direct.as_ref().map(|d| d.rps)),
+            ratio(m.rps, nginx_rps),
             ms(m.loaded_p50),
             ms(m.loaded_p99),
             m.cpu_per_request.map_or("—".to_owned(), |d| format!(

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -22,7 +23,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{from_fn_with_state, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{BoxError, Json, Router};
 use rot_proto::PublicKey;
 use rot_proto::message::{Heartbeat, HeartbeatAck, PeersAnswer, ProxyInfo};
 use rot_proto::signed::Signed;
@@ -154,6 +155,12 @@ pub fn app(state: AppState) -> Router {
             settings.relay_max_in_flight,
             settings.trust_forwarded_for,
         ))
+        // The relay bounds each attempt at a server itself (it retries within the time
+        // left); this bounds a wallet's whole wait for the answer's head.
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            Error::Timeout
+        }))
+        .timeout(settings.request_timeout)
         .service(RelayService {
             state: state.clone(),
         });
@@ -184,8 +191,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state.clone());
-    // The relay bounds its own time (attempt deadlines); the rest of the API gets the
-    // request timeout.
     let api = crate::error::with_timeout(api, settings.request_timeout);
     Router::new()
         .fallback_service(Dispatch { relay, api })
