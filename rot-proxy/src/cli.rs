@@ -24,7 +24,7 @@ pub struct Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     #[test]
     fn help_names_the_logging_options_and_the_version() {
