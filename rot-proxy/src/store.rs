@@ -49,11 +49,11 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path`, refusing one of another schema version.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()?;
+            .flush_every_ms(Some(FLUSH_EVERY_MS));
+        let db = open_when_unlocked(&config)?;
         let meta = db.open_tree(META)?;
         let servers = db.open_tree(SERVERS)?;
         let bans = db.open_tree(BANS)?;
@@ -225,6 +225,25 @@ fn hex_or_number(bytes: &[u8]) -> String {
     }
 }
 
+/// Opens the database, waiting a little while another handle of this process still holds
+/// its lock: sled's background flusher keeps a dropped database locked for a moment, so a
+/// restart in the same process (tests, the demo ring) could otherwise fail.
+fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match config.open() {
+            // sled reports the lock as `Other` with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +272,19 @@ mod tests {
         store.remove_ban(&ban.server_key).unwrap();
         assert!(store.servers().unwrap().is_empty());
         assert!(store.bans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reopen_waits_for_a_handle_being_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let first = Store::open(&path).unwrap();
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        Store::open(&path).unwrap();
+        dropper.join().unwrap();
     }
 
     #[test]
