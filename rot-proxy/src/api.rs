@@ -20,7 +20,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{from_fn_with_state, map_response_with_state};
+use axum::middleware::map_response_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{BoxError, Json, Router};
@@ -40,10 +40,11 @@ use crate::error::Rejection;
 use crate::federation::Federation;
 use crate::incidents::{IncidentFilter, IncidentQuery, Incidents, IncidentsAnswer};
 use crate::limits::{RateLimiter, RelayLimitsLayer, client_ip};
+use crate::metrics::ProxyMetrics;
 use crate::pool::{PoolView, Tip};
 use crate::relay::{Relay, SERVER_HEADER, TIP_HEADER, pin_from_headers};
 use crate::stats::{Stats, StatsAnswer};
-use crate::status::{Status, meter_relay};
+use crate::status::Status;
 
 /// What the API serves from.
 #[derive(Debug)]
@@ -62,6 +63,8 @@ pub struct Services {
     pub federation: Arc<Federation>,
     /// The status page and its charts.
     pub status: Arc<Status>,
+    /// Prometheus metrics.
+    pub metrics: ProxyMetrics,
 }
 
 /// The API's access rules and limits, from configuration.
@@ -187,18 +190,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/bans", get(bans))
         .route("/v1/admin/bans/{key}", put(ban).delete(unban))
         .route("/v1/admin/stats", get(admin_stats))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state.clone());
     let api = crate::error::with_timeout(api, settings.request_timeout);
+    let api = state.inner.services.metrics.http().clone().layer(api);
     Router::new()
         .fallback_service(Dispatch { relay, api })
         .layer(map_response_with_state(stats, count_rejections))
-        .layer(from_fn_with_state(
-            state.inner.services.status.clone(),
-            meter_relay,
-        ))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
@@ -428,7 +429,17 @@ async fn relay(s: AppState, request: Request) -> Result<Response<Body>, Error> {
         s.relay().pool(coin)?
     }
     .clone();
-    s.relay().forward(&pool, pin, offset, request).await
+    let started = std::time::Instant::now();
+    let answer = s.relay().forward(&pool, pin, offset, request).await;
+    let elapsed = started.elapsed();
+    let services = &s.inner.services;
+    services.status.record(pool.coin(), elapsed);
+    let status = match &answer {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.code().http_status(),
+    };
+    services.metrics.relayed(pool.coin(), status, elapsed);
+    answer
 }
 
 // --- incidents ---
@@ -513,6 +524,22 @@ async fn admin_relay(
 
 async fn coins(State(s): State<AppState>) -> Result<Response, Error> {
     Ok(json_bytes(s.directory().coins_answer()?))
+}
+
+/// Prometheus metrics, with the directory's numbers as of now.
+async fn metrics(State(s): State<AppState>) -> Result<Response, Error> {
+    let services = &s.inner.services;
+    let text = services
+        .metrics
+        .render(&services.directory, &services.federation)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(rot_ops::metrics::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// The status page; its inline style and script are the only ones it may run.
@@ -736,6 +763,7 @@ mod tests {
                     clock.clone(),
                 )),
                 federation,
+                metrics: ProxyMetrics::new(),
             },
             ApiSettings {
                 admin_token: Some(AdminToken::new(TOKEN).unwrap()),

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::metrics::ProxyMetrics;
 use crate::store::Store;
 
 /// Largest evidence kept whole (serialized); larger evidence is cut to an excerpt.
@@ -33,6 +34,7 @@ pub struct Incidents {
     clock: Clock,
     /// The next id; held while appending, so ids follow the order of appends.
     next_id: Mutex<u64>,
+    metrics: Option<ProxyMetrics>,
 }
 
 /// Which incidents to list.
@@ -67,7 +69,14 @@ impl Incidents {
             store,
             clock,
             next_id: Mutex::new(next),
+            metrics: None,
         })
+    }
+
+    /// Counts every incident recorded from now on in `metrics`.
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Appends an incident of `server_key` (coin id `coin`) failing `check`, now.
@@ -93,6 +102,9 @@ impl Incidents {
         *next += 1;
         drop(next);
         tracing::warn!(id = incident.id, coin, server_key = %server_key, check, ?consequence, "incident");
+        if let Some(metrics) = &self.metrics {
+            metrics.incident(coin, check, consequence);
+        }
         Ok(incident)
     }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod federation;
 pub mod incidents;
 pub mod limits;
+pub mod metrics;
 pub mod outlier;
 pub mod policy;
 pub mod pool;

@@ -38,6 +38,7 @@ use crate::clock::Clock;
 use crate::connections::{Idle, Target};
 use crate::directory::{AdminServer, Directory};
 use crate::incidents::Incidents;
+use crate::metrics::ProxyMetrics;
 use crate::outlier::{Outlier, OutlierRules};
 use crate::route::{Route, Routes};
 
@@ -451,6 +452,7 @@ pub struct Pool {
     unresolved: Mutex<Vec<(Tip, Tip)>>,
     /// Wakes the prober early (a heartbeat brought a new tip, a tie needs resolving).
     wake: Notify,
+    metrics: Option<ProxyMetrics>,
 }
 
 impl Pool {
@@ -477,7 +479,14 @@ impl Pool {
             ancestry: Mutex::new(HashMap::new()),
             unresolved: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            metrics: None,
         }
+    }
+
+    /// Counts every probe observed from now on in `metrics`.
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The coin id.
@@ -531,6 +540,9 @@ impl Pool {
 
     /// Records what a probe of `key` found.
     pub fn observe_probe(&self, key: PublicKey, seen: ProbeSeen) {
+        if let Some(metrics) = &self.metrics {
+            metrics.probe(&self.coin, seen.reachable);
+        }
         *self.upstream(key).probe() = seen;
     }
 

@@ -27,6 +27,7 @@ use crate::directory::{self, Directory, Policy};
 use crate::federation::{Federation, Following};
 use crate::incidents::Incidents;
 use crate::limits::RateLimiter;
+use crate::metrics::ProxyMetrics;
 use crate::pool::Pool;
 use crate::probe::{CheckMode, Prober};
 use crate::relay::Relay;
@@ -147,7 +148,8 @@ pub async fn start_with_clock(
         policy,
         clock.clone(),
     )?);
-    let incidents = Arc::new(Incidents::open(store, clock.clone())?);
+    let metrics = ProxyMetrics::new();
+    let incidents = Arc::new(Incidents::open(store, clock.clone())?.with_metrics(metrics.clone()));
     let stats = Arc::new(Stats::default());
     let registrar = Registrar::new(
         directory.clone(),
@@ -170,13 +172,16 @@ pub async fn start_with_clock(
     let mut pools = BTreeMap::new();
     let mut probers = Vec::new();
     for profile in &coins {
-        let pool = Arc::new(Pool::new(
-            &profile.id(),
-            directory.clone(),
-            incidents.clone(),
-            config.outliers.clone(),
-            config.checks.mode != CheckMode::Off,
-        ));
+        let pool = Arc::new(
+            Pool::new(
+                &profile.id(),
+                directory.clone(),
+                incidents.clone(),
+                config.outliers.clone(),
+                config.checks.mode != CheckMode::Off,
+            )
+            .with_metrics(metrics.clone()),
+        );
         pool.rebuild()?;
         pools.insert(profile.id(), pool.clone());
         probers.push(Arc::new(Prober::new(
@@ -212,6 +217,7 @@ pub async fn start_with_clock(
             incidents,
             federation: federation.clone(),
             status: status.clone(),
+            metrics,
         },
         ApiSettings {
             admin_token: config.admin_token.clone(),

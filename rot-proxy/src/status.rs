@@ -14,9 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use rot_proto::message::{CoinSummary, DirectoryEntry, PeerEntry, ServerStatus};
 use tokio_util::sync::CancellationToken;
 
@@ -188,26 +185,6 @@ impl Status {
         );
         Ok(page)
     }
-}
-
-/// Counts relayed requests (`/v1/coins/{coin}/esplora/...`) and their time to answer.
-pub async fn meter_relay(
-    State(status): State<Arc<Status>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let coin = request
-        .uri()
-        .path()
-        .strip_prefix("/v1/coins/")
-        .and_then(|rest| rest.split_once("/esplora/"))
-        .map(|(coin, _)| coin.to_ascii_lowercase());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    if let Some(coin) = coin {
-        status.record(&coin, started.elapsed());
-    }
-    response
 }
 
 fn render_coin(

@@ -2,6 +2,8 @@
 //! registered with a real rot-proxy, wallet traffic through its relay, and the page rendered
 //! by headless Chromium (Debian's `chromium`), whose DOM is checked after the page has
 //! refreshed itself once. The screenshot is kept in `target/test-artifacts/status-page.png`.
+//! The same ring's `/metrics` must count what happened: the relayed requests, probes, the
+//! healthy servers and the agreed tip.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -64,7 +66,7 @@ async fn wait_listed(proxy: &ApiClient, count: u64) {
 }
 
 #[tokio::test]
-async fn the_status_page_shows_the_ring_in_a_real_browser() {
+async fn the_status_page_and_metrics_show_the_ring() {
     let node = Litecoind::start().await.unwrap();
     let wallet = node.create_wallet("w").await.unwrap();
     let miner = wallet.new_address(AddressType::Bech32).await.unwrap();
@@ -154,6 +156,37 @@ async fn the_status_page_shows_the_ring_in_a_real_browser() {
         png.starts_with(b"\x89PNG") && png.len() > 10_000,
         "{} bytes",
         png.len()
+    );
+
+    // Prometheus metrics of the same ring.
+    let metrics = api.get_text("/metrics").await.unwrap();
+    let value = |prefix: &str, labels: &[&str]| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix) && labels.iter().all(|l| line.contains(l)))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} {labels:?} in:\n{metrics}"))
+    };
+    let coin = format!("coin=\"{COIN}\"");
+    assert_eq!(
+        value(
+            "rot_proxy_relay_duration_seconds_count{",
+            &[&coin, "class=\"2xx\""]
+        ),
+        f64::from(relayed)
+    );
+    assert_eq!(value("rot_proxy_healthy_servers{", &[&coin]), 2.0);
+    assert_eq!(value("rot_proxy_agreed_tip_height{", &[&coin]), 101.0);
+    assert_eq!(
+        value("rot_proxy_servers{", &[&coin, "status=\"admitted\""]),
+        2.0
+    );
+    assert!(value("rot_proxy_probes_total{", &[&coin, "outcome=\"reachable\""]) >= 2.0);
+    assert!(
+        value(
+            "rot_http_requests_total{",
+            &["route=\"/\"", "status=\"200\""]
+        ) >= 2.0
     );
 
     for server in servers {
