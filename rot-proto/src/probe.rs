@@ -423,8 +423,11 @@ impl Probe {
                     evidence: json!({"height": height, "hash": hash}),
                 });
             }
-            // A mismatch counts only while the tip stood still.
-            if self.read(self.api.tip_height()).await? == height {
+            // A mismatch counts only while the tip stood still: same height and same hash
+            // (a reorganisation can replace the tip at the same height).
+            let height_after = self.read(self.api.tip_height()).await?;
+            let hash_after = self.read(self.api.tip_hash()).await?;
+            if height_after == height && hash_after == hash {
                 mismatch = Some((height, hash, named));
             }
         }

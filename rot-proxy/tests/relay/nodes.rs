@@ -30,10 +30,11 @@ async fn never_from(proxy: &Proxy, skipped: &PublicKey, tip: (u32, Hash256), n: 
 
 /// `key` is listed, unwarned, with no incident.
 async fn unpunished(proxy: &Proxy, key: &PublicKey) {
+    let incidents = proxy.incidents_of(key).await;
+    assert!(incidents.is_empty(), "{incidents:#?}");
     let entry = proxy.entry(key).await.expect("still listed");
     assert_eq!(entry.status, ServerStatus::Admitted, "{entry:?}");
     assert_eq!((entry.warnings, entry.exclusions), (0, 0));
-    assert!(proxy.incidents_of(key).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
