@@ -16,40 +16,24 @@ use rot_proto::{CoinProfile, Coins, Network};
 
 use crate::Error;
 use crate::discovery::BootstrapConfig;
+use crate::rpc::NodeAuth;
 
 /// Which backend answers the API's queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     /// Index the coin node ourselves over its JSON-RPC.
-    Native,
+    Native {
+        /// Coin node JSON-RPC URL (`http://host:port/`).
+        rpc_url: String,
+        /// Coin node JSON-RPC credentials (Debug redacts the password).
+        rpc_auth: NodeAuth,
+    },
     /// Sit in front of an existing Electrum-protocol server (`tcp://host:port`, `ssl://host:port`).
     Electrum {
         url: String,
         /// PEM certificates to trust for `ssl://` instead of the system's roots.
         ca_file: Option<PathBuf>,
     },
-}
-
-/// How to authenticate to the coin node's JSON-RPC.
-#[derive(Clone, PartialEq, Eq)]
-pub enum RpcAuth {
-    /// `rpcuser` / `rpcpassword`.
-    UserPassword { user: String, password: String },
-    /// The node's `.cookie` file, re-read when the node restarts.
-    CookieFile(PathBuf),
-}
-
-impl fmt::Debug for RpcAuth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UserPassword { user, .. } => f
-                .debug_struct("UserPassword")
-                .field("user", user)
-                .field("password", &"<redacted>")
-                .finish(),
-            Self::CookieFile(path) => f.debug_tuple("CookieFile").field(path).finish(),
-        }
-    }
 }
 
 /// The validated configuration of one rot-server.
@@ -63,10 +47,6 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The URL proxies should use to reach this server.
     pub public_url: Option<String>,
-    /// Coin node JSON-RPC URL (`http://host:port/`).
-    pub rpc_url: String,
-    /// Coin node JSON-RPC credentials.
-    pub rpc_auth: RpcAuth,
     /// Which backend serves queries.
     pub backend: BackendConfig,
     /// Deepest reorganisation undone from kept undo data.
@@ -257,6 +237,51 @@ fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
 }
 
+/// The coin node's RPC URL and credentials from the `CORE_*` settings (native backend only).
+fn node_settings(
+    map: &BTreeMap<String, String>,
+    profile: &CoinProfile,
+) -> Result<(String, NodeAuth), Error> {
+    let rpc_host = get(map, "CORE_RPC_HOST").unwrap_or("127.0.0.1");
+    let rpc_port = match get(map, "CORE_RPC_PORT") {
+        Some(v) => v.parse::<u16>().map_err(|e| invalid("CORE_RPC_PORT", e))?,
+        None => profile.default_rpc_port,
+    };
+    let rpc_url = if rpc_host.starts_with("http://") || rpc_host.starts_with("https://") {
+        format!("{}:{rpc_port}/", rpc_host.trim_end_matches('/'))
+    } else {
+        format!("http://{rpc_host}:{rpc_port}/")
+    };
+    let rpc_auth = match (get(map, "CORE_RPC_USER"), get(map, "CORE_RPC_PASSWORD")) {
+        (Some(user), Some(password)) => NodeAuth::UserPassword {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        },
+        (None, None) => {
+            let dir = get(map, "CORE_DATA_DIR").ok_or_else(|| {
+                    invalid(
+                        "CORE_RPC_USER",
+                        "set CORE_RPC_USER and CORE_RPC_PASSWORD, or CORE_DATA_DIR for the node's cookie file",
+                    )
+                })?;
+            let dir = PathBuf::from(dir);
+            let dir = match &profile.datadir_subdir {
+                Some(sub) => dir.join(sub),
+                None => dir,
+            };
+            NodeAuth::CookieFile(dir.join(".cookie"))
+        }
+        _ => {
+            return Err(invalid(
+                "CORE_RPC_USER",
+                "CORE_RPC_USER and CORE_RPC_PASSWORD must be set together",
+            ));
+        }
+    };
+
+    Ok((rpc_url, rpc_auth))
+}
+
 /// Parses `host:port` or a bare port (the PHP server's `ROT_LISTEN_ADDR` accepts both).
 pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, Error> {
     if let Ok(port) = value.parse::<u16>() {
@@ -308,45 +333,11 @@ impl Config {
             ));
         }
 
-        let rpc_host = get(map, "CORE_RPC_HOST").unwrap_or("127.0.0.1");
-        let rpc_port = match get(map, "CORE_RPC_PORT") {
-            Some(v) => v.parse::<u16>().map_err(|e| invalid("CORE_RPC_PORT", e))?,
-            None => profile.default_rpc_port,
-        };
-        let rpc_url = if rpc_host.starts_with("http://") || rpc_host.starts_with("https://") {
-            format!("{}:{rpc_port}/", rpc_host.trim_end_matches('/'))
-        } else {
-            format!("http://{rpc_host}:{rpc_port}/")
-        };
-        let rpc_auth = match (get(map, "CORE_RPC_USER"), get(map, "CORE_RPC_PASSWORD")) {
-            (Some(user), Some(password)) => RpcAuth::UserPassword {
-                user: user.to_owned(),
-                password: password.to_owned(),
-            },
-            (None, None) => {
-                let dir = get(map, "CORE_DATA_DIR").ok_or_else(|| {
-                    invalid(
-                        "CORE_RPC_USER",
-                        "set CORE_RPC_USER and CORE_RPC_PASSWORD, or CORE_DATA_DIR for the node's cookie file",
-                    )
-                })?;
-                let dir = PathBuf::from(dir);
-                let dir = match &profile.datadir_subdir {
-                    Some(sub) => dir.join(sub),
-                    None => dir,
-                };
-                RpcAuth::CookieFile(dir.join(".cookie"))
-            }
-            _ => {
-                return Err(invalid(
-                    "CORE_RPC_USER",
-                    "CORE_RPC_USER and CORE_RPC_PASSWORD must be set together",
-                ));
-            }
-        };
-
         let backend = match get(map, "ROT_BACKEND").unwrap_or("native") {
-            "native" => BackendConfig::Native,
+            "native" => {
+                let (rpc_url, rpc_auth) = node_settings(map, &profile)?;
+                BackendConfig::Native { rpc_url, rpc_auth }
+            }
             "electrum" => {
                 let url = get(map, "ROT_ELECTRUM_URL").ok_or_else(|| {
                     invalid("ROT_ELECTRUM_URL", "required with ROT_BACKEND=electrum")
@@ -403,8 +394,6 @@ impl Config {
             listen,
             data_dir,
             public_url,
-            rpc_url,
-            rpc_auth,
             backend,
             reorg_limit,
             proxies,
@@ -437,9 +426,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(cfg.profile.id(), "ltc");
-        assert_eq!(cfg.rpc_url, "http://node:19332/");
+        let BackendConfig::Native { rpc_url, .. } = &cfg.backend else {
+            panic!("native is the default backend")
+        };
+        assert_eq!(rpc_url, "http://node:19332/");
         assert_eq!(cfg.listen.port(), 8080);
-        assert_eq!(cfg.backend, BackendConfig::Native);
         assert!(
             !format!("{cfg:?}").contains("secret"),
             "password must be redacted"
@@ -455,10 +446,12 @@ mod tests {
             ("ROT_LISTEN_ADDR", "127.0.0.1:7000"),
         ]))
         .unwrap();
-        assert_eq!(cfg.rpc_url, "http://127.0.0.1:19443/");
         assert_eq!(
-            cfg.rpc_auth,
-            RpcAuth::CookieFile(PathBuf::from("/var/lib/litecoin/regtest/.cookie"))
+            cfg.backend,
+            BackendConfig::Native {
+                rpc_url: "http://127.0.0.1:19443/".into(),
+                rpc_auth: NodeAuth::CookieFile(PathBuf::from("/var/lib/litecoin/regtest/.cookie")),
+            }
         );
         assert_eq!(cfg.listen, "127.0.0.1:7000".parse().unwrap());
     }
@@ -496,6 +489,17 @@ mod tests {
         ] {
             assert!(help.contains(name), "--help lacks {name}");
         }
+    }
+
+    #[test]
+    fn the_electrum_backend_needs_no_node_settings() {
+        let cfg = Config::from_map(&map(&[
+            ("ROT_COIN_TIKKER", "LTC"),
+            ("ROT_BACKEND", "electrum"),
+            ("ROT_ELECTRUM_URL", "tcp://127.0.0.1:50001"),
+        ]))
+        .unwrap();
+        assert!(matches!(cfg.backend, BackendConfig::Electrum { .. }));
     }
 
     #[test]

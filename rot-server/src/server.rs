@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::api::{AppState, app};
 use crate::backend::Backend;
-use crate::config::{BackendConfig, Config, RpcAuth};
+use crate::config::{BackendConfig, Config};
 use crate::discovery::Discovery;
 use crate::electrum::ElectrumBackend;
 use crate::heartbeat::{Registrar, Sequence};
 use crate::native::NativeBackend;
-use crate::rpc::{NodeAuth, NodeRpc};
+use crate::rpc::NodeRpc;
 use crate::store::Store;
 
 /// Index cache: enough for the hot part of a community coin's index without letting sled
@@ -58,23 +58,16 @@ pub async fn start(
     let identity = Identity::load_or_generate(&config.data_dir.join("identity.key"))?;
     tracing::info!(server_key = %identity.public_key(), coin = %profile.id(), "identity loaded");
 
-    let auth = match &config.rpc_auth {
-        RpcAuth::UserPassword { user, password } => NodeAuth::UserPassword {
-            user: user.clone(),
-            password: password.clone(),
-        },
-        RpcAuth::CookieFile(path) => NodeAuth::CookieFile(path.clone()),
-    };
-    let rpc = NodeRpc::new(&config.rpc_url, auth)?;
     let mut tasks = Vec::new();
     let backend: Arc<dyn Backend> = match &config.backend {
-        BackendConfig::Native => {
+        BackendConfig::Native { rpc_url, rpc_auth } => {
+            let rpc = NodeRpc::new(rpc_url, rpc_auth.clone())?;
             let info = rpc.wait_ready(NODE_WAIT).await?;
             let genesis = rpc.get_block_hash(0).await?;
             if genesis != profile.genesis_hash {
                 return Err(Error::Config(format!(
                     "the node at {} is on chain {:?} with genesis {genesis}, not {} {}",
-                    config.rpc_url, info.chain, profile.ticker, profile.network
+                    rpc_url, info.chain, profile.ticker, profile.network
                 )));
             }
             let store = Store::open(
