@@ -29,11 +29,13 @@ const FETCH_BATCH: u32 = 16;
 const FETCH_BATCH_BYTES: u64 = 2 << 20;
 /// RPC batches in flight at once.
 const FETCH_AHEAD: usize = 4;
-/// A run (one atomic commit) ends after this many transactions, or sooner, but always
-/// after a whole block. Longer runs write less (script totals are written once per run,
-/// outputs spent within the run never) but hold more in memory (about 1 KB per
-/// transaction) and lose more work to a crash.
-const RUN_MAX_TXS: usize = 20_000;
+/// A run (one atomic commit) ends after this many transactions or [`RUN_MAX_BLOCKS`]
+/// blocks, or at the node's tip, but always after a whole block. Longer runs write less
+/// (each script they touch is written once per run, outputs spent within the run never)
+/// but hold more in memory (about 1 KB per transaction) and lose more work to a crash.
+const RUN_MAX_TXS: usize = 50_000;
+/// Most blocks in one run: bounds the work between two commits when blocks are small.
+const RUN_MAX_BLOCKS: usize = 250;
 /// How often progress is logged during catch-up.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -220,10 +222,10 @@ impl Indexer {
                     break 'receive;
                 }
                 expected_parent = Some(block.hash);
+                let block_height = block.height;
                 run_txs += block.txs.len();
                 run.push(block);
-                // End the run when it is big, or when nothing more is ready to keep batching.
-                if run_txs >= RUN_MAX_TXS || receiver.is_empty() {
+                if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
                     self.apply_run(std::mem::take(&mut run), undo_from).await?;
                     run_txs = 0;
@@ -332,7 +334,8 @@ async fn fetch_blocks(
         if let Ok(blocks) = &batch {
             let bytes: u64 = blocks.iter().map(|b| u64::from(b.size)).sum();
             let average = (bytes / blocks.len().max(1) as u64).max(1);
-            blocks_per_batch = (FETCH_BATCH_BYTES / average).clamp(1, u64::from(FETCH_BATCH)) as u32;
+            blocks_per_batch =
+                (FETCH_BATCH_BYTES / average).clamp(1, u64::from(FETCH_BATCH)) as u32;
         }
         let failed = batch.is_err();
         if sender.send(batch).await.is_err() || failed {

@@ -7,13 +7,17 @@
 //! outputs it spent) for the last `reorg_limit` blocks, so a reorganisation is undone
 //! exactly, without asking the node for the stale block.
 //!
-//! Why this layout: sled spends about 10 µs of CPU per key written, whatever its size, and
-//! that cost dominated indexing. So the layout writes as few keys as it can:
+//! Why this layout: sled spends several µs of CPU per key written (each write copies the
+//! tree node it lands in), whatever the key's size, and that cost dominated indexing. So
+//! the layout writes as few keys as it can:
 //! - what is per transaction or per output and never changes (txids, output scripts and
 //!   values) is written once per block, in one record per block, and found by (height,
 //!   position in block) — the address every other table uses for a transaction;
+//! - each script has one record, its totals and unspent outputs, written once per run that
+//!   touches it; a UTXO query reads that one key;
+//! - a script's history is kept in chunks of up to [`HISTORY_CHUNK`] entries, so a run
+//!   rewrites the script's last chunk rather than adding a row per block;
 //! - outputs created and spent within one run never reach the tree;
-//! - a script's history is one row per block, its totals one row per run;
 //! - scripts are keyed by the first [`SCRIPT_KEY_LEN`] bytes of their hash, as ElectrumX
 //!   does: shorter rows, and a collision would take about 2^96 hashing to make on purpose.
 //!
@@ -35,7 +39,7 @@ use crate::Error;
 use crate::backend::{ScriptStats, Tip};
 
 /// Bumped whenever the layout below changes; a store of another version is refused at open.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// height → [`BlockRecord`].
 const BLOCK: u8 = b'b';
@@ -50,19 +54,18 @@ const BLOCK_OUTPUTS: u8 = b'o';
 const UNDO: u8 = b'd';
 /// txid → height ++ position.
 const TX: u8 = b'x';
-/// script key ++ height → positions (u32 each, ascending) of the block's transactions
-/// touching the script.
+/// script key ++ height ++ position of its first entry → a chunk of the script's history:
+/// up to [`HISTORY_CHUNK`] (height, position) pairs, ascending. Every chunk but the last
+/// is full, so the chunks depend only on the history, never on how blocks were grouped.
 const HISTORY: u8 = b'h';
-/// script key ++ height ++ position ++ output index → value (u64) ++ txid: unspent outputs.
-const UTXO: u8 = b'u';
 /// funding height ++ position ++ output index → spending height ++ position ++ input index.
 const SPEND: u8 = b's';
-/// script key → [`ScriptStats`] as five u64.
-const STATS: u8 = b'a';
+/// script key → [`ScriptRecord`]: the script's totals and its unspent outputs.
+const SCRIPT: u8 = b'a';
 
 /// Table names by key byte, for [`Store::dump`]. The meta keys (`m`) are left out: they
 /// hold no index data.
-const TABLES: [(u8, &str); 10] = [
+const TABLES: [(u8, &str); 9] = [
     (BLOCK, "blocks"),
     (BLOCK_HEIGHT, "block_heights"),
     (BLOCK_TXIDS, "block_txids"),
@@ -70,19 +73,24 @@ const TABLES: [(u8, &str); 10] = [
     (UNDO, "undo"),
     (TX, "txs"),
     (HISTORY, "history"),
-    (UTXO, "utxos"),
     (SPEND, "spends"),
-    (STATS, "stats"),
+    (SCRIPT, "scripts"),
 ];
 
 /// Schema version, coin id and tip: the keys starting with `m`.
 const META_SCHEMA: &[u8] = b"mschema_version";
 const META_COIN: &[u8] = b"mcoin";
 const META_TIP: &[u8] = b"mtip";
-/// A commit too big for one batch, while it is applied; see [`Store::commit`].
-const META_JOURNAL: &[u8] = b"mjournal";
-/// Most writes in one sled batch: bounds the memory a batch holds (see [`Store::commit`]).
-const BATCH_MAX_WRITES: usize = 2_000;
+/// The tree holding a commit too big for one batch while it is applied, under
+/// [`JOURNAL_KEY`]; see [`Store::commit`]. A tree of its own, because sled rewrites a tree
+/// node whole when it splits, and the node holding a journal of megabytes would otherwise
+/// be split by every write near its key.
+const JOURNAL_TREE: &[u8] = b"journal";
+const JOURNAL_KEY: &[u8] = b"journal";
+/// Commits of at least this many writes go through the journal (see [`Store::commit`]).
+const JOURNAL_FROM_WRITES: usize = 2_000;
+/// Threads that apply a journaled commit's writes.
+const WRITE_THREADS: usize = 2;
 /// The tree of the first layout (one sled tree per table): its presence means schema 1.
 const LEGACY_META_TREE: &[u8] = b"meta";
 
@@ -101,6 +109,8 @@ fn script_key(script: &[u8; 32]) -> ScriptKey {
 const OUTPUT_LEN: usize = 40;
 /// Undo entry: spending position, funding height, funding position, output index.
 const UNDO_ENTRY_LEN: usize = 16;
+/// Most entries in one history chunk: bounds what a run rewrites for a busy script.
+const HISTORY_CHUNK: usize = 64;
 /// Upper bound on the block output records a run keeps at hand to resolve inputs.
 const OUTPUTS_CACHE_BYTES: usize = 64 << 20;
 
@@ -353,28 +363,27 @@ fn hash_key(table: u8, hash: &Hash256) -> [u8; 33] {
     key
 }
 
-fn history_key(script: &ScriptKey, height: u32) -> [u8; 1 + SCRIPT_KEY_LEN + 4] {
-    let mut key = [HISTORY; 1 + SCRIPT_KEY_LEN + 4];
+type HistoryKey = [u8; 1 + SCRIPT_KEY_LEN + 8];
+
+/// The key of the history chunk of `script` whose first entry is `first`.
+fn history_key(script: &ScriptKey, first: TxPosition) -> HistoryKey {
+    let mut key = [HISTORY; 1 + SCRIPT_KEY_LEN + 8];
     key[1..1 + SCRIPT_KEY_LEN].copy_from_slice(script);
-    key[1 + SCRIPT_KEY_LEN..].copy_from_slice(&height.to_be_bytes());
+    key[1 + SCRIPT_KEY_LEN..].copy_from_slice(&first.encode());
     key
 }
 
-type UtxoKey = [u8; 1 + SCRIPT_KEY_LEN + 12];
-
-fn utxo_key(script: &ScriptKey, at: TxPosition, vout: u32) -> UtxoKey {
-    let mut key = [UTXO; 1 + SCRIPT_KEY_LEN + 12];
-    key[1..1 + SCRIPT_KEY_LEN].copy_from_slice(script);
-    key[1 + SCRIPT_KEY_LEN..1 + SCRIPT_KEY_LEN + 8].copy_from_slice(&at.encode());
-    key[1 + SCRIPT_KEY_LEN + 8..].copy_from_slice(&vout.to_be_bytes());
-    key
+fn encode_history(entries: &[TxPosition]) -> Vec<u8> {
+    entries.iter().flat_map(TxPosition::encode).collect()
 }
 
-fn utxo_value(value: u64, txid: &Hash256) -> [u8; 40] {
-    let mut v = [0u8; 40];
-    v[..8].copy_from_slice(&value.to_be_bytes());
-    v[8..].copy_from_slice(txid.as_bytes());
-    v
+fn decode_history(v: &[u8]) -> Option<Vec<TxPosition>> {
+    if !v.len().is_multiple_of(8) {
+        return None;
+    }
+    (0..v.len() / 8)
+        .map(|i| TxPosition::decode(v, i * 8))
+        .collect()
 }
 
 fn spend_key(at: TxPosition, vout: u32) -> [u8; 13] {
@@ -384,10 +393,77 @@ fn spend_key(at: TxPosition, vout: u32) -> [u8; 13] {
     key
 }
 
-fn stats_key(script: &ScriptKey) -> [u8; 1 + SCRIPT_KEY_LEN] {
-    let mut key = [STATS; 1 + SCRIPT_KEY_LEN];
+fn script_row_key(script: &ScriptKey) -> [u8; 1 + SCRIPT_KEY_LEN] {
+    let mut key = [SCRIPT; 1 + SCRIPT_KEY_LEN];
     key[1..].copy_from_slice(script);
     key
+}
+
+/// Where an output is: funding transaction's position and output index. Orders outputs
+/// oldest first.
+type OutputPlace = (TxPosition, u32);
+
+/// An unspent output in a [`ScriptRecord`]: its value and funding txid.
+type UnspentEntry = (u64, Hash256);
+
+/// Bytes of stats at the start of a script record.
+const STATS_LEN: usize = 40;
+/// Bytes per unspent output in a script record: height, position, output index, value,
+/// txid.
+const UNSPENT_LEN: usize = 52;
+
+/// A script's row: its confirmed totals, then its unspent outputs oldest first. One row per
+/// script, so a run writes each script it touches once and a UTXO query reads one key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ScriptRecord {
+    stats: ScriptStats,
+    unspent: BTreeMap<OutputPlace, UnspentEntry>,
+}
+
+impl ScriptRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(STATS_LEN + self.unspent.len() * UNSPENT_LEN);
+        v.extend_from_slice(&encode_stats(&self.stats));
+        for ((at, vout), (value, txid)) in &self.unspent {
+            v.extend_from_slice(&at.encode());
+            v.extend_from_slice(&vout.to_be_bytes());
+            v.extend_from_slice(&value.to_be_bytes());
+            v.extend_from_slice(txid.as_bytes());
+        }
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<Self> {
+        let stats = decode_stats(v)?;
+        let unspent = unspent_entries(v)?
+            .map(|e| e.map(|(at, vout, value, txid)| ((at, vout), (value, txid))))
+            .collect::<Option<_>>()?;
+        Some(Self { stats, unspent })
+    }
+
+    /// Nothing left: no block touches the script any more.
+    fn is_empty(&self) -> bool {
+        self.stats == ScriptStats::default() && self.unspent.is_empty()
+    }
+}
+
+/// The unspent outputs of an encoded script record, without building the record: funding
+/// position, output index, value and txid each. `None` when the record is malformed.
+fn unspent_entries(
+    v: &[u8],
+) -> Option<impl Iterator<Item = Option<(TxPosition, u32, u64, Hash256)>> + '_> {
+    let rest = v.get(STATS_LEN..)?;
+    if !rest.len().is_multiple_of(UNSPENT_LEN) {
+        return None;
+    }
+    Some(rest.chunks_exact(UNSPENT_LEN).map(|e| {
+        Some((
+            TxPosition::decode(e, 0)?,
+            u32_at(e, 8)?,
+            u64_at(e, 12)?,
+            hash_at(e, 20)?,
+        ))
+    }))
 }
 
 /// A block's outputs record: the number of transactions n, n + 1 running output counts
@@ -481,7 +557,7 @@ impl UndoEntry {
 
     /// The entries of an undo record, `None` when it is malformed.
     fn decode_all(v: &[u8]) -> Option<Vec<Self>> {
-        if v.len() % UNDO_ENTRY_LEN != 0 {
+        if !v.len().is_multiple_of(UNDO_ENTRY_LEN) {
             return None;
         }
         v.chunks_exact(UNDO_ENTRY_LEN)
@@ -542,8 +618,11 @@ pub struct Store {
     db: sled::Db,
     /// The one tree all tables live in.
     tree: Tree,
-    /// Most writes in one sled batch; [`BATCH_MAX_WRITES`] but in tests.
-    batch_max: usize,
+    /// Where a commit too big for one batch is journaled.
+    journal: Tree,
+    /// Commits of at least this many writes use the journal; [`JOURNAL_FROM_WRITES`] but
+    /// in tests.
+    journal_from: usize,
 }
 
 /// The writes of one commit, by key (a later write of a key replaces an earlier one);
@@ -562,21 +641,19 @@ impl Writes {
         self.ops.insert(key.to_vec(), None);
     }
 
-    /// Scripts' new totals; all-zero totals (a script no block touches any more) go.
-    fn put_stats(&mut self, stats: &HashMap<ScriptKey, ScriptStats>) {
-        for (script, stats) in stats {
-            if *stats == ScriptStats::default() {
-                self.delete(&stats_key(script));
-            } else {
-                self.put(&stats_key(script), &encode_stats(stats));
-            }
+    /// A script's record; an empty one (a script no block touches any more) goes.
+    fn put_script(&mut self, script: &ScriptKey, record: &ScriptRecord) {
+        if record.is_empty() {
+            self.delete(&script_row_key(script));
+        } else {
+            self.put(&script_row_key(script), &record.encode());
         }
     }
 
     /// The journal record of these writes followed by the tip's: per write a flag (1 put,
     /// 0 remove), the key's length (u32) and key, then for a put the value's length (u32)
     /// and value.
-    fn journal(&self, tip: (&[u8], Option<&[u8]>)) -> Vec<u8> {
+    fn journal(&self, tip: Op<'_>) -> Vec<u8> {
         let size: usize = self
             .ops
             .iter()
@@ -597,8 +674,11 @@ impl Writes {
     }
 }
 
+/// One write: a key and its new value, `None` to remove it.
+type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// The writes of a journal record, `None` when it is malformed.
-fn decode_journal(v: &[u8]) -> Option<Vec<(&[u8], Option<&[u8]>)>> {
+fn decode_journal(v: &[u8]) -> Option<Vec<Op<'_>>> {
     let mut ops = Vec::new();
     let mut at = 0;
     let take = |at: &mut usize| -> Option<&[u8]> {
@@ -629,17 +709,24 @@ struct Prevout {
     value: u64,
 }
 
+/// A script as a run changes it.
+struct ScriptState {
+    record: ScriptRecord,
+    /// The script's last history chunk when it is not full, then the entries the run adds:
+    /// written back as chunks of [`HISTORY_CHUNK`], the first under its old key.
+    history: Vec<TxPosition>,
+}
+
 /// A run of blocks being staged for one commit. Outputs it creates stay in `created` until
-/// the commit, so those spent within the run are never written.
+/// the commit, so those spent within the run are never written; each script it touches is
+/// read once and written once.
 #[derive(Default)]
 struct Run {
     writes: Writes,
     /// Outputs created in this run and not yet spent.
     created: HashMap<OutPoint, Prevout>,
-    /// Outputs of earlier runs spent in this one, with their UTXO row (removed at commit).
-    spent: HashMap<OutPoint, UtxoKey>,
-    /// Script stats as they stand after this run.
-    stats: HashMap<ScriptKey, ScriptStats>,
+    /// The scripts the run touches, as they stand after it.
+    scripts: HashMap<ScriptKey, ScriptState>,
     /// Block output records read to resolve inputs, and their total size.
     outputs: HashMap<u32, IVec>,
     outputs_bytes: usize,
@@ -686,10 +773,12 @@ impl Store {
                 }
             }
         }
+        let journal = db.open_tree(JOURNAL_TREE)?;
         let store = Self {
             db,
             tree,
-            batch_max: BATCH_MAX_WRITES,
+            journal,
+            journal_from: JOURNAL_FROM_WRITES,
         };
         store.finish_journal()?;
         Ok(store)
@@ -765,8 +854,22 @@ impl Store {
         let Some((script, value)) = self.output_at(at, outpoint.vout)? else {
             return Ok(None);
         };
-        let key = utxo_key(&script_key(&script), at, outpoint.vout);
-        Ok(self.tree.contains_key(key)?.then_some(StoredOutput {
+        let Some(row) = self.tree.get(script_row_key(&script_key(&script)))? else {
+            return Ok(None);
+        };
+        // Entries are fixed-size and sorted by their first 12 bytes (position, output index).
+        let mut wanted = [0u8; 12];
+        wanted[..8].copy_from_slice(&at.encode());
+        wanted[8..].copy_from_slice(&outpoint.vout.to_be_bytes());
+        let entries = row
+            .get(STATS_LEN..)
+            .filter(|rest| rest.len() % UNSPENT_LEN == 0)
+            .ok_or_else(|| corrupt("script record"))?;
+        let (entries, _) = entries.as_chunks::<UNSPENT_LEN>();
+        let found = entries
+            .binary_search_by(|e| e[..12].cmp(&wanted[..]))
+            .is_ok();
+        Ok(found.then_some(StoredOutput {
             script,
             value,
             height: at.height,
@@ -791,13 +894,32 @@ impl Store {
 
     /// Confirmed totals of a script.
     pub fn stats(&self, script: &[u8; 32]) -> Result<ScriptStats, Error> {
-        self.stats_of(&script_key(script))
+        Ok(match self.tree.get(script_row_key(&script_key(script)))? {
+            Some(v) => decode_stats(&v).ok_or_else(|| corrupt("script record"))?,
+            None => ScriptStats::default(),
+        })
     }
 
-    fn stats_of(&self, script: &ScriptKey) -> Result<ScriptStats, Error> {
-        Ok(match self.tree.get(stats_key(script))? {
-            Some(v) => decode_stats(&v).ok_or_else(|| corrupt("script stats"))?,
-            None => ScriptStats::default(),
+    fn script_record(&self, script: &ScriptKey) -> Result<ScriptRecord, Error> {
+        Ok(match self.tree.get(script_row_key(script))? {
+            Some(v) => ScriptRecord::decode(&v).ok_or_else(|| corrupt("script record"))?,
+            None => ScriptRecord::default(),
+        })
+    }
+
+    /// The history chunks of `script` with keys in `range`, newest first.
+    fn history_chunks_back(
+        &self,
+        script: &ScriptKey,
+        end: Bound<HistoryKey>,
+    ) -> impl Iterator<Item = Result<(IVec, Vec<TxPosition>), Error>> + '_ {
+        let start = Bound::Included(history_key(script, TxPosition { height: 0, pos: 0 }));
+        self.tree.range((start, end)).rev().map(|row| {
+            let (k, v) = row?;
+            let entries = decode_history(&v)
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| corrupt("history chunk"))?;
+            Ok((k, entries))
         })
     }
 
@@ -810,32 +932,43 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u32, Hash256)>, Error> {
         let script = script_key(script);
-        let start = Bound::Included(history_key(&script, 0));
-        let end = Bound::Included(history_key(&script, before.map_or(u32::MAX, |b| b.height)));
+        // A chunk starting before `before` may hold later entries too: they are skipped.
+        let end = match before {
+            Some(b) => Bound::Excluded(history_key(&script, b)),
+            None => Bound::Included(history_key(
+                &script,
+                TxPosition {
+                    height: u32::MAX,
+                    pos: u32::MAX,
+                },
+            )),
+        };
         let mut out = Vec::new();
-        for row in self.tree.range::<[u8; 17], _>((start, end)).rev() {
+        let mut txids: Option<(u32, IVec)> = None;
+        for chunk in self.history_chunks_back(&script, end) {
             if out.len() >= limit {
                 break;
             }
-            let (k, v) = row?;
-            let height = u32_at(&k, 1 + SCRIPT_KEY_LEN).ok_or_else(|| corrupt("history key"))?;
-            if v.len() % 4 != 0 {
-                return Err(corrupt("history row"));
-            }
-            let txids = self
-                .txids_record(height)?
-                .ok_or_else(|| corrupt("history of a missing block"))?;
-            for p in v.chunks_exact(4).rev() {
-                let pos = u32_at(p, 0).ok_or_else(|| corrupt("history row"))?;
-                if before.is_some_and(|b| (height, pos) >= (b.height, b.pos)) {
+            let (_, entries) = chunk?;
+            for at in entries.into_iter().rev() {
+                if before.is_some_and(|b| at >= b) {
                     continue;
                 }
                 if out.len() >= limit {
                     break;
                 }
-                let txid =
-                    hash_at(&txids, pos as usize * 32).ok_or_else(|| corrupt("history row"))?;
-                out.push((height, txid));
+                let record = match &txids {
+                    Some((height, record)) if *height == at.height => record,
+                    _ => {
+                        let record = self
+                            .txids_record(at.height)?
+                            .ok_or_else(|| corrupt("history of a missing block"))?;
+                        &txids.insert((at.height, record)).1
+                    }
+                };
+                let txid = hash_at(record, at.pos as usize * 32)
+                    .ok_or_else(|| corrupt("history chunk"))?;
+                out.push((at.height, txid));
             }
         }
         Ok(out)
@@ -843,18 +976,14 @@ impl Store {
 
     /// Confirmed unspent outputs of a script, oldest first.
     pub fn script_utxos(&self, script: &[u8; 32]) -> Result<Vec<(OutPoint, u64, u32)>, Error> {
-        let mut prefix = [UTXO; 1 + SCRIPT_KEY_LEN];
-        prefix[1..].copy_from_slice(&script_key(script));
-        self.tree
-            .scan_prefix(prefix)
-            .map(|row| {
-                let (k, v) = row?;
-                let bad = || corrupt("script utxo");
-                let height = u32_at(&k, 1 + SCRIPT_KEY_LEN).ok_or_else(bad)?;
-                let vout = u32_at(&k, 1 + SCRIPT_KEY_LEN + 8).ok_or_else(bad)?;
-                let value = u64_at(&v, 0).ok_or_else(bad)?;
-                let txid = hash_at(&v, 8).ok_or_else(bad)?;
-                Ok((OutPoint { txid, vout }, value, height))
+        let Some(row) = self.tree.get(script_row_key(&script_key(script)))? else {
+            return Ok(Vec::new());
+        };
+        unspent_entries(&row)
+            .ok_or_else(|| corrupt("script record"))?
+            .map(|e| {
+                let (at, vout, value, txid) = e.ok_or_else(|| corrupt("script record"))?;
+                Ok((OutPoint { txid, vout }, value, at.height))
             })
             .collect()
     }
@@ -900,19 +1029,15 @@ impl Store {
         };
         let Run {
             mut writes,
-            created,
-            spent,
-            stats,
+            scripts,
             ..
         } = run;
-        for (outpoint, out) in created {
-            let key = utxo_key(&script_key(&out.script), out.funding, outpoint.vout);
-            writes.put(&key, &utxo_value(out.value, &outpoint.txid));
+        for (script, state) in scripts {
+            writes.put_script(&script, &state.record);
+            for chunk in state.history.chunks(HISTORY_CHUNK) {
+                writes.put(&history_key(&script, chunk[0]), &encode_history(chunk));
+            }
         }
-        for key in spent.values() {
-            writes.delete(key);
-        }
-        writes.put_stats(&stats);
         let tip = Tip {
             height: last.height,
             hash: last.hash,
@@ -920,16 +1045,46 @@ impl Store {
         Ok(Some((writes, tip)))
     }
 
+    /// The state of `script` in `run`, read from the index the first time the run touches it.
+    fn script_state<'r>(
+        &self,
+        run: &'r mut Run,
+        script: ScriptKey,
+    ) -> Result<&'r mut ScriptState, Error> {
+        Ok(match run.scripts.entry(script) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let record = self.script_record(&script)?;
+                let end = Bound::Included(history_key(
+                    &script,
+                    TxPosition {
+                        height: u32::MAX,
+                        pos: u32::MAX,
+                    },
+                ));
+                let history = match self.history_chunks_back(&script, end).next() {
+                    Some(chunk) => {
+                        let (_, entries) = chunk?;
+                        if entries.len() < HISTORY_CHUNK {
+                            entries
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                e.insert(ScriptState { record, history })
+            }
+        })
+    }
+
     /// The output `outpoint` spends, if the chain so far holds it unspent.
     fn resolve(&self, run: &mut Run, outpoint: &OutPoint) -> Result<Option<Prevout>, Error> {
         if let Some(out) = run.created.remove(outpoint) {
             return Ok(Some(out));
         }
-        if run.spent.contains_key(outpoint) {
-            return Ok(None);
-        }
         // The node validated the chain, so an output of an earlier run that its
-        // transaction is known for is unspent: no need to read the UTXO row.
+        // transaction is known for is unspent: no need to read the script's record for it.
         let Some(funding) = self.tx_position(&outpoint.txid)? else {
             return Ok(None);
         };
@@ -952,10 +1107,6 @@ impl Store {
         else {
             return Ok(None);
         };
-        run.spent.insert(
-            *outpoint,
-            utxo_key(&script_key(&script), funding, outpoint.vout),
-        );
         Ok(Some(Prevout {
             funding,
             script,
@@ -1001,6 +1152,10 @@ impl Store {
                     };
                     undo.extend_from_slice(&entry.encode());
                 }
+                self.script_state(run, script_key(&prev.script))?
+                    .record
+                    .unspent
+                    .remove(&(prev.funding, outpoint.vout));
                 spent.push((prev.script, prev.value));
             }
 
@@ -1020,21 +1175,25 @@ impl Store {
                         },
                         out,
                     );
+                    self.script_state(run, script_key(&output.script))?
+                        .record
+                        .unspent
+                        .insert((here, vout), (output.value, tx.txid));
                 }
             }
             effects.add_tx(pos, &spent, &outputs);
         }
 
         for (script, delta) in effects.stats {
-            let stats = match run.stats.entry(script) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert(self.stats_of(&script)?),
-            };
-            add_stats(stats, &delta);
+            add_stats(&mut self.script_state(run, script)?.record.stats, &delta);
         }
         for (script, positions) in effects.history {
-            let v: Vec<u8> = positions.iter().flat_map(|p| p.to_be_bytes()).collect();
-            run.writes.put(&history_key(&script, h), &v);
+            let state = self.script_state(run, script)?;
+            state.history.extend(
+                positions
+                    .into_iter()
+                    .map(|pos| TxPosition { height: h, pos }),
+            );
         }
         let record = BlockRecord {
             hash: block.hash,
@@ -1077,9 +1236,11 @@ impl Store {
             .ok_or_else(|| corrupt("outputs of the tip block"))?;
         let tx_count =
             OutputsRecord::tx_count(&outputs).ok_or_else(|| corrupt("outputs record"))?;
+        let txids = self.block_txids(h)?;
 
         let mut writes = Writes::default();
         let mut effects = BlockEffects::default();
+        let mut records: HashMap<ScriptKey, ScriptRecord> = HashMap::new();
         let mut entries = undo.iter().peekable();
         let mut spent = Vec::new();
         for pos in 0..tx_count {
@@ -1090,35 +1251,37 @@ impl Store {
                     .output_at(entry.funding, entry.vout)?
                     .ok_or_else(|| corrupt("output named by undo data"))?;
                 writes.delete(&spend_key(entry.funding, entry.vout));
+                // Outputs of this block it spent itself were never unspent.
                 if entry.funding.height < h {
                     let txid = self.txid_at(entry.funding)?;
-                    let key = utxo_key(&script_key(&script), entry.funding, entry.vout);
-                    writes.put(&key, &utxo_value(value, &txid));
+                    self.record_in(&mut records, script_key(&script))?
+                        .unspent
+                        .insert((entry.funding, entry.vout), (value, txid));
                 }
                 spent.push((script, value));
             }
             let created = OutputsRecord::tx_outputs(&outputs, pos)
                 .ok_or_else(|| corrupt("outputs record"))?;
-            // Those spent within the block have no row; removing a missing key is a no-op.
             for (vout, (script, _)) in (0u32..).zip(&created) {
-                writes.delete(&utxo_key(&script_key(script), here, vout));
+                self.record_in(&mut records, script_key(script))?
+                    .unspent
+                    .remove(&(here, vout));
             }
             effects.add_tx(pos, &spent, &created);
         }
         if entries.next().is_some() {
             return Err(corrupt("undo record out of block order"));
         }
+        for (script, delta) in &effects.stats {
+            sub_stats(&mut self.record_in(&mut records, *script)?.stats, delta);
+        }
+        for (script, record) in &records {
+            writes.put_script(script, record);
+        }
         for script in effects.history.keys() {
-            writes.delete(&history_key(script, h));
+            self.undo_history(&mut writes, script, h)?;
         }
-        let mut stats = HashMap::with_capacity(effects.stats.len());
-        for (script, delta) in effects.stats {
-            let mut total = self.stats_of(&script)?;
-            sub_stats(&mut total, &delta);
-            stats.insert(script, total);
-        }
-        writes.put_stats(&stats);
-        for (pos, txid) in (0u32..).zip(self.block_txids(h)?) {
+        for (pos, txid) in (0u32..).zip(txids) {
             // A duplicate txid (pre-BIP 30 coinbases) may point at an earlier block: keep it.
             if self.tx_position(&txid)? == Some(TxPosition { height: h, pos }) {
                 writes.delete(&hash_key(TX, &txid));
@@ -1144,54 +1307,132 @@ impl Store {
         Ok(new_tip)
     }
 
+    /// The record of `script` in `records`, read from the index when not there yet.
+    fn record_in<'m>(
+        &self,
+        records: &'m mut HashMap<ScriptKey, ScriptRecord>,
+        script: ScriptKey,
+    ) -> Result<&'m mut ScriptRecord, Error> {
+        Ok(match records.entry(script) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.script_record(&script)?),
+        })
+    }
+
+    /// Takes the entries of the tip block `h` off the end of `script`'s history: the last
+    /// chunks lose them, and a chunk left empty goes.
+    fn undo_history(&self, writes: &mut Writes, script: &ScriptKey, h: u32) -> Result<(), Error> {
+        let mut end = Bound::Included(history_key(
+            script,
+            TxPosition {
+                height: u32::MAX,
+                pos: u32::MAX,
+            },
+        ));
+        let mut removed_a_chunk = false;
+        loop {
+            let Some(chunk) = self.history_chunks_back(script, end).next() else {
+                return if removed_a_chunk {
+                    Ok(())
+                } else {
+                    Err(corrupt("history of an undone block"))
+                };
+            };
+            let (key, mut entries) = chunk?;
+            while entries.last().is_some_and(|e| e.height == h) {
+                entries.pop();
+            }
+            if !entries.is_empty() {
+                writes.put(&key, &encode_history(&entries));
+                return Ok(());
+            }
+            // All of the chunk was block h's; the chunk before may end with more of it.
+            writes.delete(&key);
+            removed_a_chunk = true;
+            let key: HistoryKey = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("history key"))?;
+            end = Bound::Excluded(key);
+        }
+    }
+
     /// Writes `writes` and the new tip, all or nothing.
     ///
-    /// Up to [`Store::batch_max`] writes go in one `apply_batch`. A bigger commit is first
-    /// written whole as one journal record, then applied in batches of that size, the tip
-    /// and the journal's removal last; [`Store::open`] finishes a journal a crash
-    /// interrupted. Why: sled frees no tree node a batch replaces until the batch ends
-    /// (a few KB per key written), so one batch per block of thousands of transactions
-    /// took hundreds of MB. Readers may see part of such a commit before its tip; they see
-    /// the tip only with all of it.
+    /// A commit of fewer than [`Store::journal_from`] writes is one `apply_batch`. A bigger
+    /// one is first written whole as one journal record, then applied key by key on
+    /// [`WRITE_THREADS`] threads, and last the tip and the journal's removal in one batch;
+    /// [`Store::open`] finishes a journal a crash interrupted. Why: sled frees no tree node
+    /// a batch replaces until the batch ends, and a batch holds a lock that keeps other
+    /// writers out, so a batch per run of thousands of transactions took hundreds of MB and
+    /// one core. Readers may see part of such a commit before its tip; they see the tip
+    /// only with all of it.
     fn commit(&self, writes: Writes, tip: Option<Tip>) -> Result<(), Error> {
         let tip = tip.as_ref().map(encode_tip);
         let tip = (META_TIP, tip.as_ref().map(|v| &v[..]));
-        if writes.ops.len() >= self.batch_max {
-            self.tree.insert(META_JOURNAL, writes.journal(tip))?;
+        let ops: Vec<_> = writes
+            .ops
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        if ops.len() >= self.journal_from {
+            self.journal.insert(JOURNAL_KEY, writes.journal(tip))?;
+            self.write_in_parallel(&ops)?;
+            self.end_commit(&[tip])?;
+            // A crash before this line finishes the commit again at open: harmless, as
+            // nothing was written after it.
+            self.journal.remove(JOURNAL_KEY)?;
+            Ok(())
+        } else {
+            self.end_commit(&[ops.as_slice(), &[tip]].concat())
         }
-        let ops = writes.ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
-        self.apply_in_batches(ops.chain(std::iter::once(tip)))
     }
 
-    /// Applies `ops` in batches of at most [`Store::batch_max`] writes; the last batch also
-    /// removes the journal, which is a no-op when there is none.
-    fn apply_in_batches<'a>(
-        &self,
-        ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-    ) -> Result<(), Error> {
-        let mut ops = ops.peekable();
-        while ops.peek().is_some() {
-            let mut batch = Batch::default();
-            let mut count = 0;
-            for (key, value) in ops.by_ref().take(self.batch_max) {
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
-                }
-                count += 1;
+    /// Writes `ops` key by key, spread over [`WRITE_THREADS`] threads.
+    fn write_in_parallel(&self, ops: &[Op<'_>]) -> Result<(), Error> {
+        let part = ops.len().div_ceil(WRITE_THREADS).max(1);
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = ops
+                .chunks(part)
+                .map(|ops| {
+                    scope.spawn(move || -> Result<(), Error> {
+                        for (n, (key, value)) in ops.iter().enumerate() {
+                            match value {
+                                Some(value) => self.tree.insert(key, *value)?,
+                                None => self.tree.remove(key)?,
+                            };
+                            if n % GARBAGE_EVERY_WRITES == 0 {
+                                reclaim_garbage();
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            writers.into_iter().try_for_each(|writer| {
+                writer
+                    .join()
+                    .map_err(|_| Error::Index("an index write thread panicked".into()))?
+            })
+        })
+    }
+
+    /// Applies `ops` in one batch.
+    fn end_commit(&self, ops: &[Op<'_>]) -> Result<(), Error> {
+        let mut batch = Batch::default();
+        for (key, value) in ops {
+            match value {
+                Some(value) => batch.insert(*key, *value),
+                None => batch.remove(*key),
             }
-            if ops.peek().is_none() {
-                batch.remove(META_JOURNAL);
-            }
-            self.tree.apply_batch(batch)?;
-            reclaim_garbage(count);
         }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 
     /// Finishes the commit a crash interrupted, if any.
     fn finish_journal(&self) -> Result<(), Error> {
-        let Some(journal) = self.tree.get(META_JOURNAL)? else {
+        let Some(journal) = self.journal.get(JOURNAL_KEY)? else {
             return Ok(());
         };
         let ops = decode_journal(&journal).ok_or_else(|| corrupt("journal"))?;
@@ -1199,7 +1440,10 @@ impl Store {
             writes = ops.len(),
             "finishing the index commit an earlier run left unfinished"
         );
-        self.apply_in_batches(ops.into_iter())
+        // No reader yet, so the tip (the last write) may land with the others.
+        self.write_in_parallel(&ops)?;
+        self.journal.remove(JOURNAL_KEY)?;
+        Ok(())
     }
 
     /// Waits until everything written so far is on disk.
@@ -1228,12 +1472,15 @@ impl Store {
     }
 }
 
-/// Frees the tree nodes a batch of `writes` replaced. sled hands each replaced node to the
-/// crossbeam epoch collector, which frees a few hundred per pin of a thread and only once no
-/// guard is older; a batch pins once for all its writes, so without this the garbage of
-/// every batch piles up (gigabytes over a catch-up). Each flush collects up to 512 nodes.
-fn reclaim_garbage(writes: usize) {
-    for _ in 0..writes / 128 + 8 {
+/// Writes between two calls of [`reclaim_garbage`] on a write thread.
+const GARBAGE_EVERY_WRITES: usize = 256;
+
+/// Frees tree nodes that writes replaced. sled hands each replaced node to the crossbeam
+/// epoch collector, which frees only a few per pin of a thread; when one thread writes
+/// much, its garbage piles up faster than that (gigabytes over a catch-up). Each flush
+/// collects up to a few hundred nodes.
+fn reclaim_garbage() {
+    for _ in 0..4 {
         crossbeam_epoch::pin().flush();
     }
 }
@@ -1554,35 +1801,93 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
         store.apply_blocks(&chain(), 0, 10).unwrap();
-        let utxos = &store.dump().unwrap()["utxos"];
+        let scripts = &store.dump().unwrap()["scripts"];
         // Left unspent: tx 1's output 1 is spent in block 2; tx 2's output 0 by tx 3.
         let expected: BTreeSet<(Hash256, u32)> =
             [(h(10), 0), (h(2), 1), (h(3), 0), (h(11), 0), (h(4), 0)]
                 .into_iter()
                 .collect();
-        let stored: BTreeSet<(Hash256, u32)> = utxos
+        let stored: BTreeSet<(Hash256, u32)> = scripts
             .iter()
-            .map(|(k, v)| {
-                (
-                    hash_at(v, 8).unwrap(),
-                    u32_at(k, 1 + SCRIPT_KEY_LEN + 8).unwrap(),
-                )
-            })
+            .flat_map(|(_, v)| unspent_entries(v).unwrap().map(Option::unwrap))
+            .map(|(_, vout, _, txid)| (txid, vout))
             .collect();
         assert_eq!(stored, expected);
+    }
+
+    /// Blocks each paying script 0xE from `per_block` transactions, spending the previous
+    /// block's outputs: a history of many chunks, with a block's entries across two chunks.
+    fn busy_chain(blocks: u32, per_block: u8) -> Vec<IndexedBlock> {
+        (0..blocks)
+            .map(|height| {
+                let id = |i: u8| ((height * u32::from(per_block)) as u8).wrapping_add(i);
+                let txs = (0..per_block)
+                    .map(|i| {
+                        let inputs: Vec<(u8, u32)> = if height == 0 {
+                            Vec::new()
+                        } else {
+                            vec![(id(i).wrapping_sub(per_block), 0)]
+                        };
+                        tx(id(i), &inputs, &[(0xE, 10 + u64::from(i))])
+                    })
+                    .collect();
+                block(height, txs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn history_chunks_page_and_undo_exactly() {
+        let per_block = 25;
+        let chain = busy_chain(8, per_block);
+        let dir = tempfile::tempdir().unwrap();
+        let run = open(&dir, "run");
+        run.apply_blocks(&chain, 0, 10).unwrap();
+        let single = open(&dir, "single");
+        for b in &chain {
+            single.apply_blocks(std::slice::from_ref(b), 0, 10).unwrap();
+        }
+        assert_eq!(run.dump().unwrap(), single.dump().unwrap());
+        let chunks = run.dump().unwrap()["history"].len();
+        assert_eq!(chunks, (8 * usize::from(per_block)).div_ceil(HISTORY_CHUNK));
+
+        // Newest first, paged across chunk boundaries.
+        let all = run.history(&script(0xE), None, usize::MAX).unwrap();
+        assert_eq!(all.len(), 8 * usize::from(per_block));
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = run.history(&script(0xE), before, 7).unwrap();
+            let Some(&(height, txid)) = page.last() else {
+                break;
+            };
+            paged.extend(page);
+            before = run.tx_position(&txid).unwrap();
+            assert_eq!(before.map(|b| b.height), Some(height));
+        }
+        assert_eq!(paged, all);
+        assert_eq!(run.script_utxos(&script(0xE)).unwrap().len(), 25);
+
+        // Undoing block by block gives the index of the shorter chain each time.
+        for keep in (1..8).rev() {
+            run.undo_tip().unwrap();
+            let shorter = open(&dir, &format!("shorter-{keep}"));
+            shorter.apply_blocks(&chain[..keep], 0, 10).unwrap();
+            assert_eq!(run.dump().unwrap(), shorter.dump().unwrap(), "{keep}");
+        }
     }
 
     #[test]
     fn a_commit_applied_in_several_batches_equals_one_batch() {
         let dir = tempfile::tempdir().unwrap();
         let mut small = open(&dir, "small");
-        small.batch_max = 3;
+        small.journal_from = 3;
         small.apply_blocks(&chain(), 0, 10).unwrap();
         let whole = open(&dir, "whole");
         whole.apply_blocks(&chain(), 0, 10).unwrap();
         assert_eq!(small.dump().unwrap(), whole.dump().unwrap());
         assert_eq!(small.tip().unwrap(), whole.tip().unwrap());
-        assert!(small.tree.get(META_JOURNAL).unwrap().is_none());
+        assert!(small.journal.get(JOURNAL_KEY).unwrap().is_none());
 
         small.undo_tip().unwrap();
         whole.undo_tip().unwrap();
@@ -1613,7 +1918,7 @@ mod tests {
             {
                 let store = open(&dir, &name);
                 store.apply_blocks(&chain()[..1], 0, 10).unwrap();
-                store.tree.insert(META_JOURNAL, journal.clone()).unwrap();
+                store.journal.insert(JOURNAL_KEY, journal.clone()).unwrap();
                 let mut batch = Batch::default();
                 for (key, value) in &ops[..applied] {
                     match value {
@@ -1627,7 +1932,7 @@ mod tests {
             let store = open(&dir, &name);
             assert_eq!(store.dump().unwrap(), expected, "{name}");
             assert_eq!(store.tip().unwrap(), Some(tip), "{name}");
-            assert!(store.tree.get(META_JOURNAL).unwrap().is_none());
+            assert!(store.journal.get(JOURNAL_KEY).unwrap().is_none());
         }
     }
 
