@@ -1,9 +1,11 @@
 //! The native backend's index, kept in sled in the server's data directory.
 //!
 //! One sled tree; the first byte of each key names its table (below). A block, or a run of
-//! blocks during catch-up, is written together with the new tip in ONE `Tree::apply_batch`,
-//! which sled recovers all-or-nothing, so a `kill -9` at any moment leaves the index at a
-//! block boundary and indexing resumes from the stored tip. Each block keeps undo data (the
+//! blocks during catch-up, is written together with the new tip all or nothing: a small
+//! commit as one `Tree::apply_batch`, which sled recovers all-or-nothing, a big one through a
+//! journal that [`Store::open`] finishes (see [`Store::commit`]). So a `kill -9` at any
+//! moment leaves the index at a block boundary and indexing resumes from the stored tip.
+//! Each block keeps undo data (the
 //! outputs it spent) for the last `reorg_limit` blocks, so a reorganisation is undone
 //! exactly, without asking the node for the stale block.
 //!
