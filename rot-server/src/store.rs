@@ -375,6 +375,17 @@ fn history_key(script: &ScriptKey, first: TxPosition) -> HistoryKey {
     key
 }
 
+/// A key after every history chunk of `script`.
+fn history_end(script: &ScriptKey) -> HistoryKey {
+    history_key(
+        script,
+        TxPosition {
+            height: u32::MAX,
+            pos: u32::MAX,
+        },
+    )
+}
+
 fn encode_history(entries: &[TxPosition]) -> Vec<u8> {
     entries.iter().flat_map(TxPosition::encode).collect()
 }
@@ -937,13 +948,7 @@ impl Store {
         // A chunk starting before `before` may hold later entries too: they are skipped.
         let end = match before {
             Some(b) => Bound::Excluded(history_key(&script, b)),
-            None => Bound::Included(history_key(
-                &script,
-                TxPosition {
-                    height: u32::MAX,
-                    pos: u32::MAX,
-                },
-            )),
+            None => Bound::Included(history_end(&script)),
         };
         let mut out = Vec::new();
         let mut txids: Option<(u32, IVec)> = None;
@@ -1057,13 +1062,7 @@ impl Store {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let record = self.script_record(&script)?;
-                let end = Bound::Included(history_key(
-                    &script,
-                    TxPosition {
-                        height: u32::MAX,
-                        pos: u32::MAX,
-                    },
-                ));
+                let end = Bound::Included(history_end(&script));
                 let history = match self.history_chunks_back(&script, end).next() {
                     Some(chunk) => {
                         let (_, entries) = chunk?;
@@ -1324,13 +1323,7 @@ impl Store {
     /// Takes the entries of the tip block `h` off the end of `script`'s history: the last
     /// chunks lose them, and a chunk left empty goes.
     fn undo_history(&self, writes: &mut Writes, script: &ScriptKey, h: u32) -> Result<(), Error> {
-        let mut end = Bound::Included(history_key(
-            script,
-            TxPosition {
-                height: u32::MAX,
-                pos: u32::MAX,
-            },
-        ));
+        let mut end = Bound::Included(history_end(script));
         let mut removed_a_chunk = false;
         loop {
             let Some(chunk) = self.history_chunks_back(script, end).next() else {
@@ -1836,6 +1829,40 @@ mod tests {
                 block(height, txs)
             })
             .collect()
+    }
+
+    #[test]
+    fn script_records_and_history_chunks_reject_malformed_bytes() {
+        let mut record = ScriptRecord::default();
+        record.stats.tx_count = 2;
+        record
+            .unspent
+            .insert((TxPosition { height: 1, pos: 2 }, 3), (40, h(5)));
+        record
+            .unspent
+            .insert((TxPosition { height: 0, pos: 7 }, 1), (9, h(6)));
+        let bytes = record.encode();
+        assert_eq!(bytes.len(), STATS_LEN + 2 * UNSPENT_LEN);
+        assert_eq!(ScriptRecord::decode(&bytes), Some(record));
+        for len in 0..bytes.len() {
+            // Never a panic; a cut inside the stats or an entry is refused.
+            let cut = ScriptRecord::decode(&bytes[..len]);
+            let whole_entries = len >= STATS_LEN && (len - STATS_LEN).is_multiple_of(UNSPENT_LEN);
+            assert_eq!(cut.is_some(), whole_entries, "{len}");
+        }
+        let entries = vec![
+            TxPosition { height: 1, pos: 2 },
+            TxPosition { height: 3, pos: 4 },
+        ];
+        let chunk = encode_history(&entries);
+        assert_eq!(decode_history(&chunk), Some(entries));
+        for len in 1..chunk.len() {
+            assert_eq!(
+                decode_history(&chunk[..len]).is_some(),
+                len.is_multiple_of(8),
+                "{len}"
+            );
+        }
     }
 
     #[test]
