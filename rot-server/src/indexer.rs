@@ -21,13 +21,21 @@ use crate::backend::Tip;
 use crate::rpc::NodeRpc;
 use crate::store::{IndexedBlock, IndexedOutput, IndexedTx, OutPoint, Store};
 
-/// Blocks asked for in one RPC batch.
+/// Most blocks asked for in one RPC batch.
 const FETCH_BATCH: u32 = 16;
+/// Raw bytes of block aimed at per RPC batch: with big blocks a batch holds fewer of them.
+/// The node sends them hex-encoded in one JSON answer, so memory per batch in flight is a
+/// few times this.
+const FETCH_BATCH_BYTES: u64 = 2 << 20;
 /// RPC batches in flight at once.
 const FETCH_AHEAD: usize = 4;
-/// A run (one transaction) ends after this many transactions, bounding memory and the work
-/// a crash can lose.
-const RUN_MAX_TXS: usize = 20_000;
+/// A run (one atomic commit) ends after this many transactions or [`RUN_MAX_BLOCKS`]
+/// blocks, or at the node's tip, but always after a whole block. Longer runs write less
+/// (each script they touch is written once per run, outputs spent within the run never)
+/// but hold more in memory (about 1 KB per transaction) and lose more work to a crash.
+const RUN_MAX_TXS: usize = 50_000;
+/// Most blocks in one run: bounds the work between two commits when blocks are small.
+const RUN_MAX_BLOCKS: usize = 250;
 /// How often progress is logged during catch-up.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -40,6 +48,51 @@ pub struct Indexer {
     reorg_limit: u32,
     tips: watch::Sender<Tip>,
     progress: Arc<Mutex<IndexProgress>>,
+    writer: Writer,
+}
+
+/// A job for the writer thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The one thread that writes the index. Why one: a sled batch allocates (and leaves as
+/// garbage) memory in proportion to its size, and glibc keeps a malloc arena per thread; when
+/// batches ran on whichever blocking-pool thread was free, each of those arenas grew to a
+/// batch's peak and peak memory doubled. The thread ends when the indexer is dropped.
+#[derive(Debug)]
+struct Writer {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Writer {
+    fn start() -> Result<Self, Error> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("index-writer".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job();
+                }
+            })
+            .map_err(|e| Error::Index(format!("cannot start the index writer thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `work` on the writer thread and waits for its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                // The indexer may have stopped waiting; nothing to do then.
+                let _ = reply.send(work());
+            }))
+            .map_err(|_| Error::Index("the index writer thread stopped".into()))?;
+        result
+            .await
+            .map_err(|_| Error::Index("an index write panicked".into()))?
+    }
 }
 
 /// Turns a parsed block into what the store keeps.
@@ -87,15 +140,16 @@ impl Indexer {
         reorg_limit: u32,
         tips: watch::Sender<Tip>,
         progress: Arc<Mutex<IndexProgress>>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, Error> {
+        Ok(Self {
             store,
             rpc,
             rules,
             reorg_limit,
             tips,
             progress,
-        }
+            writer: Writer::start()?,
+        })
     }
 
     /// Brings the index up to the node's best block; returns whether anything changed.
@@ -124,9 +178,7 @@ impl Indexer {
                 )));
             }
             let store = self.store.clone();
-            let new_tip = tokio::task::spawn_blocking(move || store.undo_tip())
-                .await
-                .map_err(|e| Error::Index(format!("undo task failed: {e}")))??;
+            let new_tip = self.writer.run(move || store.undo_tip()).await?;
             tracing::info!(undone = %tip.hash, height = tip.height, new_tip = ?new_tip.map(|t| t.height), "undid block no longer in the best chain");
             undone += 1;
         }
@@ -170,10 +222,10 @@ impl Indexer {
                     break 'receive;
                 }
                 expected_parent = Some(block.hash);
+                let block_height = block.height;
                 run_txs += block.txs.len();
                 run.push(block);
-                // End the run when it is big, or when nothing more is ready to keep batching.
-                if run_txs >= RUN_MAX_TXS || receiver.is_empty() {
+                if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
                     self.apply_run(std::mem::take(&mut run), undo_from).await?;
                     run_txs = 0;
@@ -202,9 +254,9 @@ impl Indexer {
             height: b.height,
             hash: b.hash,
         });
-        tokio::task::spawn_blocking(move || store.apply_blocks(&run, undo_from, reorg_limit))
-            .await
-            .map_err(|e| Error::Index(format!("index task failed: {e}")))??;
+        self.writer
+            .run(move || store.apply_blocks(&run, undo_from, reorg_limit))
+            .await?;
         if let Some(tip) = tip {
             self.tips.send_replace(tip);
             self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
@@ -252,9 +304,11 @@ async fn fetch_blocks(
 ) {
     let mut in_flight = std::collections::VecDeque::new();
     let mut next = start;
+    // Sized from the blocks seen so far, so that big blocks do not pile up in memory.
+    let mut blocks_per_batch = FETCH_BATCH;
     loop {
         while in_flight.len() < FETCH_AHEAD && next <= end {
-            let batch_end = end.min(next + FETCH_BATCH - 1);
+            let batch_end = end.min(next + blocks_per_batch - 1);
             let rpc = rpc.clone();
             let range = next..batch_end + 1;
             in_flight.push_back(tokio::spawn(async move {
@@ -277,6 +331,12 @@ async fn fetch_blocks(
         let batch = task
             .await
             .unwrap_or_else(|e| Err(Error::Index(format!("fetch task failed: {e}"))));
+        if let Ok(blocks) = &batch {
+            let bytes: u64 = blocks.iter().map(|b| u64::from(b.size)).sum();
+            let average = (bytes / blocks.len().max(1) as u64).max(1);
+            blocks_per_batch =
+                (FETCH_BATCH_BYTES / average).clamp(1, u64::from(FETCH_BATCH)) as u32;
+        }
         let failed = batch.is_err();
         if sender.send(batch).await.is_err() || failed {
             for task in in_flight {

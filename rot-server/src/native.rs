@@ -61,7 +61,7 @@ impl NativeBackend {
             reorg_limit,
             tip_sender,
             progress.clone(),
-        );
+        )?;
         let backend = Self {
             store: store.clone(),
             rpc: rpc.clone(),

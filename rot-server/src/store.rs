@@ -1,79 +1,120 @@
 //! The native backend's index, kept in sled in the server's data directory.
 //!
-//! One sled tree per table (names below). A block, or a run of blocks during catch-up, is
-//! written in ONE multi-tree transaction together with the new tip, so a `kill -9` at any
+//! One sled tree; the first byte of each key names its table (below). A block, or a run of
+//! blocks during catch-up, is written together with the new tip all or nothing: a small
+//! commit as one `Tree::apply_batch`, which sled recovers all-or-nothing, a big one through a
+//! journal that [`Store::open`] finishes (see [`Store::commit`]). So a `kill -9` at any
 //! moment leaves the index at a block boundary and indexing resumes from the stored tip.
-//! Each block also stores undo data (what it spent and created), so a reorganisation is
-//! undone exactly, without asking the node for the stale block.
+//! Each block keeps undo data (the
+//! outputs it spent) for the last `reorg_limit` blocks, so a reorganisation is undone
+//! exactly, without asking the node for the stale block.
+//!
+//! Why this layout: sled spends several µs of CPU per key written (each write copies the
+//! tree node it lands in), whatever the key's size, and that cost dominated indexing. So
+//! the layout writes as few keys as it can:
+//! - what is per transaction or per output and never changes (txids, output scripts and
+//!   values) is written once per block, in one record per block, and found by (height,
+//!   position in block) — the address every other table uses for a transaction;
+//! - each script has one record, its totals and unspent outputs, written once per run that
+//!   touches it; a UTXO query reads that one key;
+//! - a script's history is kept in chunks of up to [`HISTORY_CHUNK`] entries, so a run
+//!   rewrites the script's last chunk rather than adding a row per block;
+//! - outputs created and spent within one run never reach the tree;
+//! - scripts are keyed by the first [`SCRIPT_KEY_LEN`] bytes of their hash, as ElectrumX
+//!   does: shorter rows, and a collision would take about 2^96 hashing to make on purpose.
+//!
+//! The layout never depends on how blocks were grouped into runs, so an index built in one
+//! go, block by block, or resumed after a crash is the same, key for key.
 //!
 //! The store knows nothing of raw blocks: the indexer hands it [`IndexedBlock`]s, the few
 //! facts per transaction the index needs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 
 use rot_proto::Hash256;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Batch, Transactional, Tree};
+use sled::{Batch, IVec, Tree};
 
 use crate::Error;
 use crate::backend::{ScriptStats, Tip};
 
 /// Bumped whenever the layout below changes; a store of another version is refused at open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// Schema version, coin id and tip.
-const META: &str = "meta";
-/// height (u32 BE) → [`BlockRecord`].
-const BLOCKS: &str = "blocks";
-/// block hash → height (u32 BE).
-const BLOCK_HEIGHTS: &str = "block_heights";
-/// height (u32 BE) → the block's txids, 32 bytes each, in block order.
-const BLOCK_TXIDS: &str = "block_txids";
-/// txid → height (u32 BE) ++ position in block (u32 BE).
-const TX_POSITIONS: &str = "tx_positions";
-/// script hash ++ height (u32 BE) ++ position (u32 BE) → txid: a script's history.
-const HISTORY: &str = "history";
-/// outpoint (txid ++ vout u32 BE) → script hash ++ value (u64 BE) ++ height (u32 BE).
-const UNSPENT: &str = "unspent";
-/// script hash ++ outpoint → value (u64 BE) ++ height (u32 BE): a script's unspent outputs.
-const SCRIPT_UTXOS: &str = "script_utxos";
-/// spent outpoint → spending txid ++ input index (u32 BE) ++ height (u32 BE).
-const SPENDS: &str = "spends";
-/// script hash → [`ScriptStats`] as five u64 BE.
-const STATS: &str = "stats";
-/// height (u32 BE) → [`Undo`] record, kept for the last `reorg_limit` blocks.
-const UNDO: &str = "undo";
+/// height → [`BlockRecord`].
+const BLOCK: u8 = b'b';
+/// block hash → height.
+const BLOCK_HEIGHT: u8 = b'k';
+/// height → the block's txids, 32 bytes each, in block order.
+const BLOCK_TXIDS: u8 = b't';
+/// height → the block's outputs (see [`OutputsRecord`]): script hash and value by
+/// (position, output index).
+const BLOCK_OUTPUTS: u8 = b'o';
+/// height → the outputs the block spent, see [`UndoEntry`]; kept for `reorg_limit` blocks.
+const UNDO: u8 = b'd';
+/// txid → height ++ position.
+const TX: u8 = b'x';
+/// script key ++ height ++ position of its first entry → a chunk of the script's history:
+/// up to [`HISTORY_CHUNK`] (height, position) pairs, ascending. Every chunk but the last
+/// is full, so the chunks depend only on the history, never on how blocks were grouped.
+const HISTORY: u8 = b'h';
+/// funding height ++ position ++ output index → spending height ++ position ++ input index.
+const SPEND: u8 = b's';
+/// script key → [`ScriptRecord`]: the script's totals and its unspent outputs.
+const SCRIPT: u8 = b'a';
 
-const TABLES: [&str; 10] = [
-    BLOCKS,
-    BLOCK_HEIGHTS,
-    BLOCK_TXIDS,
-    TX_POSITIONS,
-    HISTORY,
-    UNSPENT,
-    SCRIPT_UTXOS,
-    SPENDS,
-    STATS,
-    UNDO,
+/// Table names by key byte, for [`Store::dump`]. The meta keys (`m`) are left out: they
+/// hold no index data.
+const TABLES: [(u8, &str); 9] = [
+    (BLOCK, "blocks"),
+    (BLOCK_HEIGHT, "block_heights"),
+    (BLOCK_TXIDS, "block_txids"),
+    (BLOCK_OUTPUTS, "block_outputs"),
+    (UNDO, "undo"),
+    (TX, "txs"),
+    (HISTORY, "history"),
+    (SPEND, "spends"),
+    (SCRIPT, "scripts"),
 ];
-// Index of each table (and of META, last) in `Store::trees`.
-const T_BLOCKS: usize = 0;
-const T_BLOCK_HEIGHTS: usize = 1;
-const T_BLOCK_TXIDS: usize = 2;
-const T_TX_POSITIONS: usize = 3;
-const T_HISTORY: usize = 4;
-const T_UNSPENT: usize = 5;
-const T_SCRIPT_UTXOS: usize = 6;
-const T_SPENDS: usize = 7;
-const T_STATS: usize = 8;
-const T_UNDO: usize = 9;
-const T_META: usize = 10;
 
-const KEY_SCHEMA: &[u8] = b"schema_version";
-const KEY_COIN: &[u8] = b"coin";
-const KEY_TIP: &[u8] = b"tip";
+/// Schema version, coin id and tip: the keys starting with `m`.
+const META_SCHEMA: &[u8] = b"mschema_version";
+const META_COIN: &[u8] = b"mcoin";
+const META_TIP: &[u8] = b"mtip";
+/// The tree holding a commit too big for one batch while it is applied, under
+/// [`JOURNAL_KEY`]; see [`Store::commit`]. A tree of its own, because sled rewrites a tree
+/// node whole when it splits, and the node holding a journal of megabytes would otherwise
+/// be split by every write near its key.
+const JOURNAL_TREE: &[u8] = b"journal";
+const JOURNAL_KEY: &[u8] = b"journal";
+/// Commits of at least this many writes go through the journal (see [`Store::commit`]).
+const JOURNAL_FROM_WRITES: usize = 2_000;
+/// Threads that apply a journaled commit's writes.
+const WRITE_THREADS: usize = 2;
+/// The tree of the first layout (one sled tree per table): its presence means schema 1.
+const LEGACY_META_TREE: &[u8] = b"meta";
+
+/// Bytes of a script hash that key its rows.
+pub const SCRIPT_KEY_LEN: usize = 12;
+/// The rows of a script are keyed by the start of its hash.
+type ScriptKey = [u8; SCRIPT_KEY_LEN];
+
+fn script_key(script: &[u8; 32]) -> ScriptKey {
+    let mut key = [0u8; SCRIPT_KEY_LEN];
+    key.copy_from_slice(&script[..SCRIPT_KEY_LEN]);
+    key
+}
+
+/// Block outputs record: per output, script hash and value.
+const OUTPUT_LEN: usize = 40;
+/// Undo entry: spending position, funding height, funding position, output index.
+const UNDO_ENTRY_LEN: usize = 16;
+/// Most entries in one history chunk: bounds what a run rewrites for a busy script.
+const HISTORY_CHUNK: usize = 64;
+/// Upper bound on the block output records a run keeps at hand to resolve inputs.
+const OUTPUTS_CACHE_BYTES: usize = 64 << 20;
 
 /// A transaction output's place: funding txid and output index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,22 +123,6 @@ pub struct OutPoint {
     pub txid: Hash256,
     /// Output index.
     pub vout: u32,
-}
-
-impl OutPoint {
-    fn key(&self) -> [u8; 36] {
-        let mut key = [0u8; 36];
-        key[..32].copy_from_slice(self.txid.as_bytes());
-        key[32..].copy_from_slice(&self.vout.to_be_bytes());
-        key
-    }
-
-    fn from_key(key: &[u8]) -> Option<Self> {
-        Some(Self {
-            txid: hash_at(key, 0)?,
-            vout: u32_at(key, 32)?,
-        })
-    }
 }
 
 /// What the index needs of one transaction.
@@ -210,12 +235,28 @@ impl BlockRecord {
 }
 
 /// Where a confirmed transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxPosition {
     /// Block height.
     pub height: u32,
     /// Index in the block.
     pub pos: u32,
+}
+
+impl TxPosition {
+    fn encode(&self) -> [u8; 8] {
+        let mut v = [0u8; 8];
+        v[..4].copy_from_slice(&self.height.to_be_bytes());
+        v[4..].copy_from_slice(&self.pos.to_be_bytes());
+        v
+    }
+
+    fn decode(v: &[u8], at: usize) -> Option<Self> {
+        Some(Self {
+            height: u32_at(v, at)?,
+            pos: u32_at(v, at + 4)?,
+        })
+    }
 }
 
 /// An unspent output as stored.
@@ -238,22 +279,6 @@ pub struct Spend {
     pub vin: u32,
     /// Height of the spending block.
     pub height: u32,
-}
-
-/// What undoing one block must restore or remove. Script stats deltas are kept so that the
-/// totals after an undo are exactly those before the block.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Undo {
-    /// Outputs of earlier blocks this block spent.
-    restored: Vec<(OutPoint, StoredOutput)>,
-    /// Outputs this block created and left unspent.
-    created: Vec<(OutPoint, [u8; 32])>,
-    /// Every outpoint this block spent.
-    spent: Vec<OutPoint>,
-    /// History keys (script hash, position) this block added.
-    history: Vec<([u8; 32], u32)>,
-    /// Per script hash, what this block added to its stats.
-    stats: Vec<([u8; 32], ScriptStats)>,
 }
 
 fn hash_at(v: &[u8], at: usize) -> Option<Hash256> {
@@ -303,122 +328,298 @@ fn decode_stats(v: &[u8]) -> Option<ScriptStats> {
     })
 }
 
-fn encode_output(o: &StoredOutput) -> [u8; 44] {
-    let mut v = [0u8; 44];
-    v[..32].copy_from_slice(&o.script);
-    v[32..40].copy_from_slice(&o.value.to_be_bytes());
-    v[40..].copy_from_slice(&o.height.to_be_bytes());
+// Wrapping arithmetic: undoing a block subtracts exactly what applying it added, whatever
+// the values (a valid chain never comes near the limits).
+fn add_stats(a: &mut ScriptStats, b: &ScriptStats) {
+    a.funded_txo_count = a.funded_txo_count.wrapping_add(b.funded_txo_count);
+    a.funded_txo_sum = a.funded_txo_sum.wrapping_add(b.funded_txo_sum);
+    a.spent_txo_count = a.spent_txo_count.wrapping_add(b.spent_txo_count);
+    a.spent_txo_sum = a.spent_txo_sum.wrapping_add(b.spent_txo_sum);
+    a.tx_count = a.tx_count.wrapping_add(b.tx_count);
+}
+
+fn sub_stats(a: &mut ScriptStats, b: &ScriptStats) {
+    a.funded_txo_count = a.funded_txo_count.wrapping_sub(b.funded_txo_count);
+    a.funded_txo_sum = a.funded_txo_sum.wrapping_sub(b.funded_txo_sum);
+    a.spent_txo_count = a.spent_txo_count.wrapping_sub(b.spent_txo_count);
+    a.spent_txo_sum = a.spent_txo_sum.wrapping_sub(b.spent_txo_sum);
+    a.tx_count = a.tx_count.wrapping_sub(b.tx_count);
+}
+
+fn encode_tip(tip: &Tip) -> [u8; 36] {
+    let mut v = [0u8; 36];
+    v[..4].copy_from_slice(&tip.height.to_be_bytes());
+    v[4..].copy_from_slice(tip.hash.as_bytes());
     v
 }
 
-fn decode_output(v: &[u8]) -> Option<StoredOutput> {
-    Some(StoredOutput {
-        script: script_at(v, 0)?,
-        value: u64_at(v, 32)?,
-        height: u32_at(v, 40)?,
-    })
-}
-
-fn script_utxo_key(script: &[u8; 32], outpoint: &OutPoint) -> [u8; 68] {
-    let mut key = [0u8; 68];
-    key[..32].copy_from_slice(script);
-    key[32..].copy_from_slice(&outpoint.key());
+fn height_key(table: u8, height: u32) -> [u8; 5] {
+    let mut key = [table, 0, 0, 0, 0];
+    key[1..].copy_from_slice(&height.to_be_bytes());
     key
 }
 
-fn history_key(script: &[u8; 32], height: u32, pos: u32) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..32].copy_from_slice(script);
-    key[32..36].copy_from_slice(&height.to_be_bytes());
-    key[36..].copy_from_slice(&pos.to_be_bytes());
+fn hash_key(table: u8, hash: &Hash256) -> [u8; 33] {
+    let mut key = [table; 33];
+    key[1..].copy_from_slice(hash.as_bytes());
     key
 }
 
-impl Undo {
+type HistoryKey = [u8; 1 + SCRIPT_KEY_LEN + 8];
+
+/// The key of the history chunk of `script` whose first entry is `first`.
+fn history_key(script: &ScriptKey, first: TxPosition) -> HistoryKey {
+    let mut key = [HISTORY; 1 + SCRIPT_KEY_LEN + 8];
+    key[1..1 + SCRIPT_KEY_LEN].copy_from_slice(script);
+    key[1 + SCRIPT_KEY_LEN..].copy_from_slice(&first.encode());
+    key
+}
+
+/// A key after every history chunk of `script`.
+fn history_end(script: &ScriptKey) -> HistoryKey {
+    history_key(
+        script,
+        TxPosition {
+            height: u32::MAX,
+            pos: u32::MAX,
+        },
+    )
+}
+
+fn encode_history(entries: &[TxPosition]) -> Vec<u8> {
+    entries.iter().flat_map(TxPosition::encode).collect()
+}
+
+fn decode_history(v: &[u8]) -> Option<Vec<TxPosition>> {
+    if !v.len().is_multiple_of(8) {
+        return None;
+    }
+    (0..v.len() / 8)
+        .map(|i| TxPosition::decode(v, i * 8))
+        .collect()
+}
+
+fn spend_key(at: TxPosition, vout: u32) -> [u8; 13] {
+    let mut key = [SPEND; 13];
+    key[1..9].copy_from_slice(&at.encode());
+    key[9..].copy_from_slice(&vout.to_be_bytes());
+    key
+}
+
+fn script_row_key(script: &ScriptKey) -> [u8; 1 + SCRIPT_KEY_LEN] {
+    let mut key = [SCRIPT; 1 + SCRIPT_KEY_LEN];
+    key[1..].copy_from_slice(script);
+    key
+}
+
+/// Where an output is: funding transaction's position and output index. Orders outputs
+/// oldest first.
+type OutputPlace = (TxPosition, u32);
+
+/// An unspent output in a [`ScriptRecord`]: its value and funding txid.
+type UnspentEntry = (u64, Hash256);
+
+/// Bytes of stats at the start of a script record.
+const STATS_LEN: usize = 40;
+/// Bytes per unspent output in a script record: height, position, output index, value,
+/// txid.
+const UNSPENT_LEN: usize = 52;
+
+/// A script's row: its confirmed totals, then its unspent outputs oldest first. One row per
+/// script, so a run writes each script it touches once and a UTXO query reads one key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ScriptRecord {
+    stats: ScriptStats,
+    unspent: BTreeMap<OutputPlace, UnspentEntry>,
+}
+
+impl ScriptRecord {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        let len = |v: &mut Vec<u8>, n: usize| v.extend_from_slice(&(n as u32).to_be_bytes());
-        len(&mut v, self.restored.len());
-        for (op, out) in &self.restored {
-            v.extend_from_slice(&op.key());
-            v.extend_from_slice(&encode_output(out));
-        }
-        len(&mut v, self.created.len());
-        for (op, script) in &self.created {
-            v.extend_from_slice(&op.key());
-            v.extend_from_slice(script);
-        }
-        len(&mut v, self.spent.len());
-        for op in &self.spent {
-            v.extend_from_slice(&op.key());
-        }
-        len(&mut v, self.history.len());
-        for (script, pos) in &self.history {
-            v.extend_from_slice(script);
-            v.extend_from_slice(&pos.to_be_bytes());
-        }
-        len(&mut v, self.stats.len());
-        for (script, stats) in &self.stats {
-            v.extend_from_slice(script);
-            v.extend_from_slice(&encode_stats(stats));
+        let mut v = Vec::with_capacity(STATS_LEN + self.unspent.len() * UNSPENT_LEN);
+        v.extend_from_slice(&encode_stats(&self.stats));
+        for ((at, vout), (value, txid)) in &self.unspent {
+            v.extend_from_slice(&at.encode());
+            v.extend_from_slice(&vout.to_be_bytes());
+            v.extend_from_slice(&value.to_be_bytes());
+            v.extend_from_slice(txid.as_bytes());
         }
         v
     }
 
     fn decode(v: &[u8]) -> Option<Self> {
-        struct Cursor<'a>(&'a [u8], usize);
-        impl Cursor<'_> {
-            fn take(&mut self, n: usize) -> Option<&[u8]> {
-                let s = self.0.get(self.1..self.1 + n)?;
-                self.1 += n;
-                Some(s)
-            }
-            fn count(&mut self, item: usize) -> Option<usize> {
-                let n = u32_at(self.take(4)?, 0)? as usize;
-                // A count can't promise more items than bytes remain.
-                (n.checked_mul(item)? <= self.0.len() - self.1).then_some(n)
-            }
-        }
-        let mut c = Cursor(v, 0);
-        let mut undo = Undo::default();
-        for _ in 0..c.count(36 + 44)? {
-            let op = OutPoint::from_key(c.take(36)?)?;
-            undo.restored.push((op, decode_output(c.take(44)?)?));
-        }
-        for _ in 0..c.count(36 + 32)? {
-            let op = OutPoint::from_key(c.take(36)?)?;
-            undo.created.push((op, script_at(c.take(32)?, 0)?));
-        }
-        for _ in 0..c.count(36)? {
-            undo.spent.push(OutPoint::from_key(c.take(36)?)?);
-        }
-        for _ in 0..c.count(36)? {
-            let item = c.take(36)?;
-            undo.history.push((script_at(item, 0)?, u32_at(item, 32)?));
-        }
-        for _ in 0..c.count(72)? {
-            let item = c.take(72)?;
-            undo.stats
-                .push((script_at(item, 0)?, decode_stats(&item[32..])?));
-        }
-        (c.1 == v.len()).then_some(undo)
+        let stats = decode_stats(v)?;
+        let unspent = unspent_entries(v)?
+            .map(|e| e.map(|(at, vout, value, txid)| ((at, vout), (value, txid))))
+            .collect::<Option<_>>()?;
+        Some(Self { stats, unspent })
+    }
+
+    /// Nothing left: no block touches the script any more.
+    fn is_empty(&self) -> bool {
+        self.stats == ScriptStats::default() && self.unspent.is_empty()
     }
 }
 
-fn add_stats(a: &mut ScriptStats, b: &ScriptStats) {
-    a.funded_txo_count += b.funded_txo_count;
-    a.funded_txo_sum += b.funded_txo_sum;
-    a.spent_txo_count += b.spent_txo_count;
-    a.spent_txo_sum += b.spent_txo_sum;
-    a.tx_count += b.tx_count;
+/// The unspent outputs of an encoded script record, without building the record: funding
+/// position, output index, value and txid each. `None` when the record is malformed.
+fn unspent_entries(
+    v: &[u8],
+) -> Option<impl Iterator<Item = Option<(TxPosition, u32, u64, Hash256)>> + '_> {
+    let rest = v.get(STATS_LEN..)?;
+    if !rest.len().is_multiple_of(UNSPENT_LEN) {
+        return None;
+    }
+    Some(rest.chunks_exact(UNSPENT_LEN).map(|e| {
+        Some((
+            TxPosition::decode(e, 0)?,
+            u32_at(e, 8)?,
+            u64_at(e, 12)?,
+            hash_at(e, 20)?,
+        ))
+    }))
 }
 
-fn sub_stats(a: &mut ScriptStats, b: &ScriptStats) {
-    a.funded_txo_count = a.funded_txo_count.saturating_sub(b.funded_txo_count);
-    a.funded_txo_sum = a.funded_txo_sum.saturating_sub(b.funded_txo_sum);
-    a.spent_txo_count = a.spent_txo_count.saturating_sub(b.spent_txo_count);
-    a.spent_txo_sum = a.spent_txo_sum.saturating_sub(b.spent_txo_sum);
-    a.tx_count = a.tx_count.saturating_sub(b.tx_count);
+/// A block's outputs record: the number of transactions n, n + 1 running output counts
+/// (where each transaction's outputs start, then the total), then every output as script
+/// hash ++ value, all integers u32/u64 BE. Lets an input find the output it spends from the
+/// funding transaction's position alone.
+struct OutputsRecord;
+
+impl OutputsRecord {
+    fn encode(txs: &[IndexedTx]) -> Vec<u8> {
+        let outputs: usize = txs.iter().map(|tx| tx.outputs.len()).sum();
+        let mut v = Vec::with_capacity(4 + (txs.len() + 1) * 4 + outputs * OUTPUT_LEN);
+        v.extend_from_slice(&(txs.len() as u32).to_be_bytes());
+        let mut start = 0u32;
+        for tx in txs {
+            v.extend_from_slice(&start.to_be_bytes());
+            start += tx.outputs.len() as u32;
+        }
+        v.extend_from_slice(&start.to_be_bytes());
+        for output in txs.iter().flat_map(|tx| &tx.outputs) {
+            v.extend_from_slice(&output.script);
+            v.extend_from_slice(&output.value.to_be_bytes());
+        }
+        v
+    }
+
+    /// Number of transactions.
+    fn tx_count(v: &[u8]) -> Option<u32> {
+        u32_at(v, 0)
+    }
+
+    /// The outputs of the transaction at `pos`, as (script hash, value), or `None` when the
+    /// record has no such transaction or is malformed.
+    fn tx_outputs(v: &[u8], pos: u32) -> Option<Vec<([u8; 32], u64)>> {
+        let n = u32_at(v, 0)?;
+        if pos >= n {
+            return None;
+        }
+        let pos = pos as usize;
+        let start = u32_at(v, 4 + pos * 4)? as usize;
+        let end = u32_at(v, 8 + pos * 4)? as usize;
+        let base = 4 + (n as usize + 1) * 4;
+        // A running count that goes backwards would ask for a huge range: refuse it.
+        let count = end.checked_sub(start)?;
+        if base + end * OUTPUT_LEN > v.len() {
+            return None;
+        }
+        (0..count)
+            .map(|i| {
+                let at = base + (start + i) * OUTPUT_LEN;
+                Some((script_at(v, at)?, u64_at(v, at + 32)?))
+            })
+            .collect()
+    }
+
+    /// Output `vout` of the transaction at `pos`.
+    fn output(v: &[u8], pos: u32, vout: u32) -> Option<([u8; 32], u64)> {
+        let n = u32_at(v, 0)?;
+        if pos >= n {
+            return None;
+        }
+        let pos = pos as usize;
+        let start = u32_at(v, 4 + pos * 4)?;
+        let end = u32_at(v, 8 + pos * 4)?;
+        let index = start.checked_add(vout).filter(|&i| i < end)? as usize;
+        let at = 4 + (n as usize + 1) * 4 + index * OUTPUT_LEN;
+        Some((script_at(v, at)?, u64_at(v, at + 32)?))
+    }
+}
+
+/// One output a block spent, as its undo record keeps it: enough to restore the output and
+/// to recompute what the block added to each script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UndoEntry {
+    /// Position of the spending transaction in the block.
+    spender: u32,
+    /// The funding transaction.
+    funding: TxPosition,
+    /// The output index.
+    vout: u32,
+}
+
+impl UndoEntry {
+    fn encode(&self) -> [u8; UNDO_ENTRY_LEN] {
+        let mut v = [0u8; UNDO_ENTRY_LEN];
+        v[..4].copy_from_slice(&self.spender.to_be_bytes());
+        v[4..12].copy_from_slice(&self.funding.encode());
+        v[12..].copy_from_slice(&self.vout.to_be_bytes());
+        v
+    }
+
+    /// The entries of an undo record, `None` when it is malformed.
+    fn decode_all(v: &[u8]) -> Option<Vec<Self>> {
+        if !v.len().is_multiple_of(UNDO_ENTRY_LEN) {
+            return None;
+        }
+        v.chunks_exact(UNDO_ENTRY_LEN)
+            .map(|e| {
+                Some(Self {
+                    spender: u32_at(e, 0)?,
+                    funding: TxPosition::decode(e, 4)?,
+                    vout: u32_at(e, 12)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What a block adds to scripts: their stats and the positions of the transactions touching
+/// them. Applying and undoing a block both compute it with [`BlockEffects::add_tx`], so an
+/// undo takes away exactly what the apply added.
+#[derive(Default)]
+struct BlockEffects {
+    stats: HashMap<ScriptKey, ScriptStats>,
+    history: HashMap<ScriptKey, Vec<u32>>,
+}
+
+impl BlockEffects {
+    /// Adds the transaction at `pos`, spending `spent` and creating `outputs` (script hash,
+    /// value each).
+    fn add_tx(&mut self, pos: u32, spent: &[([u8; 32], u64)], outputs: &[([u8; 32], u64)]) {
+        let mut touched: Vec<ScriptKey> = Vec::with_capacity(spent.len() + outputs.len());
+        for (script, value) in spent {
+            let key = script_key(script);
+            let s = self.stats.entry(key).or_default();
+            s.spent_txo_count += 1;
+            s.spent_txo_sum = s.spent_txo_sum.wrapping_add(*value);
+            touched.push(key);
+        }
+        for (script, value) in outputs {
+            let key = script_key(script);
+            let s = self.stats.entry(key).or_default();
+            s.funded_txo_count += 1;
+            s.funded_txo_sum = s.funded_txo_sum.wrapping_add(*value);
+            touched.push(key);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in touched {
+            self.stats.entry(key).or_default().tx_count += 1;
+            self.history.entry(key).or_default().push(pos);
+        }
+    }
 }
 
 /// Key-value rows of one table, as [`Store::dump`] returns them.
@@ -428,22 +629,120 @@ pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    /// The tables in `TABLES` order, then META.
-    trees: Vec<Tree>,
+    /// The one tree all tables live in.
+    tree: Tree,
+    /// Where a commit too big for one batch is journaled.
+    journal: Tree,
+    /// Commits of at least this many writes use the journal; [`JOURNAL_FROM_WRITES`] but
+    /// in tests.
+    journal_from: usize,
 }
 
-/// Writes not yet committed: a run of blocks applied in one transaction. Reads during the
-/// run see these first, so a block may spend outputs of an earlier block of the same run.
+/// The writes of one commit, by key (a later write of a key replaces an earlier one);
+/// `None` removes the key.
 #[derive(Default)]
-struct Pending {
-    batches: [Batch; 11],
+struct Writes {
+    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Writes {
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.ops.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    fn delete(&mut self, key: &[u8]) {
+        self.ops.insert(key.to_vec(), None);
+    }
+
+    /// A script's record; an empty one (a script no block touches any more) goes.
+    fn put_script(&mut self, script: &ScriptKey, record: &ScriptRecord) {
+        if record.is_empty() {
+            self.delete(&script_row_key(script));
+        } else {
+            self.put(&script_row_key(script), &record.encode());
+        }
+    }
+
+    /// The journal record of these writes followed by the tip's: per write a flag (1 put,
+    /// 0 remove), the key's length (u32) and key, then for a put the value's length (u32)
+    /// and value.
+    fn journal(&self, tip: Op<'_>) -> Vec<u8> {
+        let size: usize = self
+            .ops
+            .iter()
+            .map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut journal = Vec::with_capacity(size + 9 + META_TIP.len() + 36);
+        let ops = self.ops.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+        for (key, value) in ops.chain(std::iter::once(tip)) {
+            journal.push(u8::from(value.is_some()));
+            journal.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            journal.extend_from_slice(key);
+            if let Some(value) = value {
+                journal.extend_from_slice(&(value.len() as u32).to_be_bytes());
+                journal.extend_from_slice(value);
+            }
+        }
+        journal
+    }
+}
+
+/// One write: a key and its new value, `None` to remove it.
+type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The writes of a journal record, `None` when it is malformed.
+fn decode_journal(v: &[u8]) -> Option<Vec<Op<'_>>> {
+    let mut ops = Vec::new();
+    let mut at = 0;
+    let take = |at: &mut usize| -> Option<&[u8]> {
+        let len = u32_at(v, *at)? as usize;
+        let bytes = v.get(*at + 4..(*at + 4).checked_add(len)?)?;
+        *at += 4 + len;
+        Some(bytes)
+    };
+    while at < v.len() {
+        let put = match v[at] {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        at += 1;
+        let key = take(&mut at)?;
+        let value = if put { Some(take(&mut at)?) } else { None };
+        ops.push((key, value));
+    }
+    Some(ops)
+}
+
+/// An output a run may still spend: created in this run, or read from the index.
+#[derive(Debug, Clone, Copy)]
+struct Prevout {
+    funding: TxPosition,
+    script: [u8; 32],
+    value: u64,
+}
+
+/// A script as a run changes it.
+struct ScriptState {
+    record: ScriptRecord,
+    /// The script's last history chunk when it is not full, then the entries the run adds:
+    /// written back as chunks of [`HISTORY_CHUNK`], the first under its old key.
+    history: Vec<TxPosition>,
+}
+
+/// A run of blocks being staged for one commit. Outputs it creates stay in `created` until
+/// the commit, so those spent within the run are never written; each script it touches is
+/// read once and written once.
+#[derive(Default)]
+struct Run {
+    writes: Writes,
     /// Outputs created in this run and not yet spent.
-    created: HashMap<OutPoint, StoredOutput>,
-    /// Stored outputs spent in this run.
-    spent: HashSet<OutPoint>,
-    /// Script stats as they stand after this run.
-    stats: HashMap<[u8; 32], ScriptStats>,
-    tip: Option<Tip>,
+    created: HashMap<OutPoint, Prevout>,
+    /// The scripts the run touches, as they stand after it.
+    scripts: HashMap<ScriptKey, ScriptState>,
+    /// Block output records read to resolve inputs, and their total size.
+    outputs: HashMap<u32, IVec>,
+    outputs_bytes: usize,
 }
 
 impl Store {
@@ -455,25 +754,27 @@ impl Store {
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(200))
             .open()?;
-        let mut trees = TABLES
-            .iter()
-            .map(|name| db.open_tree(name))
-            .collect::<Result<Vec<_>, _>>()?;
-        let meta = db.open_tree(META)?;
-        match (meta.get(KEY_SCHEMA)?, meta.get(KEY_COIN)?) {
+        let tree: Tree = (*db).clone();
+        let schema_error = |version: u32| {
+            Error::Schema(format!(
+                "index at {} has schema version {version}, this rot-server uses {SCHEMA_VERSION}; \
+                 move it away to reindex",
+                path.display()
+            ))
+        };
+        match (tree.get(META_SCHEMA)?, tree.get(META_COIN)?) {
             (None, _) => {
-                meta.insert(KEY_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-                meta.insert(KEY_COIN, coin.as_bytes())?;
-                meta.flush()?;
+                if db.tree_names().iter().any(|n| n == LEGACY_META_TREE) {
+                    return Err(schema_error(1));
+                }
+                tree.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                tree.insert(META_COIN, coin.as_bytes())?;
+                tree.flush()?;
             }
             (Some(version), stored_coin) => {
                 let version = u32_at(&version, 0).ok_or_else(|| corrupt("schema version"))?;
                 if version != SCHEMA_VERSION {
-                    return Err(Error::Schema(format!(
-                        "index at {} has schema version {version}, this rot-server uses {SCHEMA_VERSION}; \
-                         move it away to reindex",
-                        path.display()
-                    )));
+                    return Err(schema_error(version));
                 }
                 let stored_coin = stored_coin.unwrap_or_default();
                 if stored_coin.as_ref() != coin.as_bytes() {
@@ -485,18 +786,21 @@ impl Store {
                 }
             }
         }
-        trees.push(meta);
-        Ok(Self { db, trees })
-    }
-
-    fn tree(&self, table: usize) -> &Tree {
-        &self.trees[table]
+        let journal = db.open_tree(JOURNAL_TREE)?;
+        let store = Self {
+            db,
+            tree,
+            journal,
+            journal_from: JOURNAL_FROM_WRITES,
+        };
+        store.finish_journal()?;
+        Ok(store)
     }
 
     /// The indexed tip, or `None` for an empty index.
     pub fn tip(&self) -> Result<Option<Tip>, Error> {
-        self.tree(T_META)
-            .get(KEY_TIP)?
+        self.tree
+            .get(META_TIP)?
             .map(|v| {
                 Ok(Tip {
                     height: u32_at(&v, 0).ok_or_else(|| corrupt("tip"))?,
@@ -508,69 +812,127 @@ impl Store {
 
     /// The best-chain block at `height`.
     pub fn block_at(&self, height: u32) -> Result<Option<BlockRecord>, Error> {
-        self.tree(T_BLOCKS)
-            .get(height.to_be_bytes())?
+        self.tree
+            .get(height_key(BLOCK, height))?
             .map(|v| BlockRecord::decode(&v).ok_or_else(|| corrupt("block record")))
             .transpose()
     }
 
     /// Height of a best-chain block.
     pub fn height_of(&self, hash: &Hash256) -> Result<Option<u32>, Error> {
-        self.tree(T_BLOCK_HEIGHTS)
-            .get(hash.as_bytes())?
+        self.tree
+            .get(hash_key(BLOCK_HEIGHT, hash))?
             .map(|v| u32_at(&v, 0).ok_or_else(|| corrupt("block height")))
             .transpose()
     }
 
     /// Txids of the best-chain block at `height`.
     pub fn block_txids(&self, height: u32) -> Result<Vec<Hash256>, Error> {
-        let v = self
-            .tree(T_BLOCK_TXIDS)
-            .get(height.to_be_bytes())?
-            .unwrap_or_default();
+        let v = self.txids_record(height)?.unwrap_or_default();
         Ok(v.chunks_exact(32).filter_map(|c| hash_at(c, 0)).collect())
+    }
+
+    fn txids_record(&self, height: u32) -> Result<Option<IVec>, Error> {
+        Ok(self.tree.get(height_key(BLOCK_TXIDS, height))?)
+    }
+
+    /// The txid at a position of the best chain, from the block's txids record.
+    fn txid_at(&self, at: TxPosition) -> Result<Hash256, Error> {
+        self.txids_record(at.height)?
+            .and_then(|v| hash_at(&v, at.pos as usize * 32))
+            .ok_or_else(|| corrupt("transaction position"))
     }
 
     /// Where a confirmed transaction is.
     pub fn tx_position(&self, txid: &Hash256) -> Result<Option<TxPosition>, Error> {
-        self.tree(T_TX_POSITIONS)
-            .get(txid.as_bytes())?
-            .map(|v| {
-                Ok(TxPosition {
-                    height: u32_at(&v, 0).ok_or_else(|| corrupt("tx position"))?,
-                    pos: u32_at(&v, 4).ok_or_else(|| corrupt("tx position"))?,
-                })
-            })
+        self.tree
+            .get(hash_key(TX, txid))?
+            .map(|v| TxPosition::decode(&v, 0).ok_or_else(|| corrupt("tx position")))
             .transpose()
+    }
+
+    /// An output of the best chain, spent or not: script hash and value.
+    fn output_at(&self, at: TxPosition, vout: u32) -> Result<Option<([u8; 32], u64)>, Error> {
+        Ok(self
+            .tree
+            .get(height_key(BLOCK_OUTPUTS, at.height))?
+            .and_then(|v| OutputsRecord::output(&v, at.pos, vout)))
     }
 
     /// An unspent output.
     pub fn unspent(&self, outpoint: &OutPoint) -> Result<Option<StoredOutput>, Error> {
-        self.tree(T_UNSPENT)
-            .get(outpoint.key())?
-            .map(|v| decode_output(&v).ok_or_else(|| corrupt("unspent output")))
-            .transpose()
+        let Some(at) = self.tx_position(&outpoint.txid)? else {
+            return Ok(None);
+        };
+        let Some((script, value)) = self.output_at(at, outpoint.vout)? else {
+            return Ok(None);
+        };
+        let Some(row) = self.tree.get(script_row_key(&script_key(&script)))? else {
+            return Ok(None);
+        };
+        // Entries are fixed-size and sorted by their first 12 bytes (position, output index).
+        let mut wanted = [0u8; 12];
+        wanted[..8].copy_from_slice(&at.encode());
+        wanted[8..].copy_from_slice(&outpoint.vout.to_be_bytes());
+        let entries = row
+            .get(STATS_LEN..)
+            .filter(|rest| rest.len() % UNSPENT_LEN == 0)
+            .ok_or_else(|| corrupt("script record"))?;
+        let (entries, _) = entries.as_chunks::<UNSPENT_LEN>();
+        let found = entries
+            .binary_search_by(|e| e[..12].cmp(&wanted[..]))
+            .is_ok();
+        Ok(found.then_some(StoredOutput {
+            script,
+            value,
+            height: at.height,
+        }))
     }
 
     /// Who spent an output in the best chain.
     pub fn spend(&self, outpoint: &OutPoint) -> Result<Option<Spend>, Error> {
-        self.tree(T_SPENDS)
-            .get(outpoint.key())?
-            .map(|v| {
-                Ok(Spend {
-                    txid: hash_at(&v, 0).ok_or_else(|| corrupt("spend"))?,
-                    vin: u32_at(&v, 32).ok_or_else(|| corrupt("spend"))?,
-                    height: u32_at(&v, 36).ok_or_else(|| corrupt("spend"))?,
-                })
-            })
-            .transpose()
+        let Some(funding) = self.tx_position(&outpoint.txid)? else {
+            return Ok(None);
+        };
+        let Some(v) = self.tree.get(spend_key(funding, outpoint.vout))? else {
+            return Ok(None);
+        };
+        let spender = TxPosition::decode(&v, 0).ok_or_else(|| corrupt("spend"))?;
+        Ok(Some(Spend {
+            txid: self.txid_at(spender)?,
+            vin: u32_at(&v, 8).ok_or_else(|| corrupt("spend"))?,
+            height: spender.height,
+        }))
     }
 
     /// Confirmed totals of a script.
     pub fn stats(&self, script: &[u8; 32]) -> Result<ScriptStats, Error> {
-        Ok(match self.tree(T_STATS).get(script)? {
-            Some(v) => decode_stats(&v).ok_or_else(|| corrupt("script stats"))?,
+        Ok(match self.tree.get(script_row_key(&script_key(script)))? {
+            Some(v) => decode_stats(&v).ok_or_else(|| corrupt("script record"))?,
             None => ScriptStats::default(),
+        })
+    }
+
+    fn script_record(&self, script: &ScriptKey) -> Result<ScriptRecord, Error> {
+        Ok(match self.tree.get(script_row_key(script))? {
+            Some(v) => ScriptRecord::decode(&v).ok_or_else(|| corrupt("script record"))?,
+            None => ScriptRecord::default(),
+        })
+    }
+
+    /// The history chunks of `script` with keys in `range`, newest first.
+    fn history_chunks_back(
+        &self,
+        script: &ScriptKey,
+        end: Bound<HistoryKey>,
+    ) -> impl Iterator<Item = Result<(IVec, Vec<TxPosition>), Error>> + '_ {
+        let start = Bound::Included(history_key(script, TxPosition { height: 0, pos: 0 }));
+        self.tree.range((start, end)).rev().map(|row| {
+            let (k, v) = row?;
+            let entries = decode_history(&v)
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| corrupt("history chunk"))?;
+            Ok((k, entries))
         })
     }
 
@@ -582,51 +944,80 @@ impl Store {
         before: Option<TxPosition>,
         limit: usize,
     ) -> Result<Vec<(u32, Hash256)>, Error> {
-        let start = Bound::Included(history_key(script, 0, 0));
+        let script = script_key(script);
+        // A chunk starting before `before` may hold later entries too: they are skipped.
         let end = match before {
-            Some(p) => Bound::Excluded(history_key(script, p.height, p.pos)),
-            None => Bound::Included(history_key(script, u32::MAX, u32::MAX)),
+            Some(b) => Bound::Excluded(history_key(&script, b)),
+            None => Bound::Included(history_end(&script)),
         };
-        self.tree(T_HISTORY)
-            .range::<[u8; 40], _>((start, end))
-            .rev()
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                let height = u32_at(&k, 32).ok_or_else(|| corrupt("history key"))?;
-                Ok((
-                    height,
-                    hash_at(&v, 0).ok_or_else(|| corrupt("history value"))?,
-                ))
-            })
-            .collect()
+        let mut out = Vec::new();
+        let mut txids: Option<(u32, IVec)> = None;
+        for chunk in self.history_chunks_back(&script, end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, entries) = chunk?;
+            for at in entries.into_iter().rev() {
+                if before.is_some_and(|b| at >= b) {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break;
+                }
+                let record = match &txids {
+                    Some((height, record)) if *height == at.height => record,
+                    _ => {
+                        let record = self
+                            .txids_record(at.height)?
+                            .ok_or_else(|| corrupt("history of a missing block"))?;
+                        &txids.insert((at.height, record)).1
+                    }
+                };
+                let txid = hash_at(record, at.pos as usize * 32)
+                    .ok_or_else(|| corrupt("history chunk"))?;
+                out.push((at.height, txid));
+            }
+        }
+        Ok(out)
     }
 
-    /// Confirmed unspent outputs of a script.
+    /// Confirmed unspent outputs of a script, oldest first.
     pub fn script_utxos(&self, script: &[u8; 32]) -> Result<Vec<(OutPoint, u64, u32)>, Error> {
-        self.tree(T_SCRIPT_UTXOS)
-            .scan_prefix(script)
-            .map(|item| {
-                let (k, v) = item?;
-                let outpoint =
-                    OutPoint::from_key(&k[32..]).ok_or_else(|| corrupt("script utxo"))?;
-                let value = u64_at(&v, 0).ok_or_else(|| corrupt("script utxo"))?;
-                let height = u32_at(&v, 8).ok_or_else(|| corrupt("script utxo"))?;
-                Ok((outpoint, value, height))
+        let Some(row) = self.tree.get(script_row_key(&script_key(script)))? else {
+            return Ok(Vec::new());
+        };
+        unspent_entries(&row)
+            .ok_or_else(|| corrupt("script record"))?
+            .map(|e| {
+                let (at, vout, value, txid) = e.ok_or_else(|| corrupt("script record"))?;
+                Ok((OutPoint { txid, vout }, value, at.height))
             })
             .collect()
     }
 
     /// Applies `blocks` (consecutive, the first on top of the current tip) in one atomic
-    /// transaction. Undo data is written for blocks at or above `undo_from`, and dropped for
-    /// the block `reorg_limit` below each applied one.
+    /// batch. Undo data is written for blocks at or above `undo_from`, and dropped for the
+    /// block `reorg_limit` below each applied one.
     pub fn apply_blocks(
         &self,
         blocks: &[IndexedBlock],
         undo_from: u32,
         reorg_limit: u32,
     ) -> Result<(), Error> {
-        let mut pending = Pending::default();
+        match self.stage_run(blocks, undo_from, reorg_limit)? {
+            Some((writes, tip)) => self.commit(writes, Some(tip)),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything applying `blocks` writes, and the tip after them (`None` for no blocks).
+    fn stage_run(
+        &self,
+        blocks: &[IndexedBlock],
+        undo_from: u32,
+        reorg_limit: u32,
+    ) -> Result<Option<(Writes, Tip)>, Error> {
+        let mut run = Run::default();
         let first = self.tip()?.map_or(0, |t| t.height + 1);
         for (expected, block) in (first..).zip(blocks) {
             if block.height != expected {
@@ -635,139 +1026,176 @@ impl Store {
                     block.hash, block.height
                 )));
             }
-            self.stage_block(&mut pending, block, block.height >= undo_from)?;
+            self.stage_block(&mut run, block, block.height >= undo_from)?;
             if let Some(old) = block.height.checked_sub(reorg_limit) {
-                pending.batches[T_UNDO].remove(&old.to_be_bytes()[..]);
+                run.writes.delete(&height_key(UNDO, old));
             }
         }
-        self.commit(pending)
-    }
-
-    fn lookup_output(
-        &self,
-        pending: &mut Pending,
-        outpoint: &OutPoint,
-    ) -> Result<Option<(StoredOutput, bool)>, Error> {
-        if let Some(out) = pending.created.remove(outpoint) {
-            return Ok(Some((out, true)));
-        }
-        if pending.spent.contains(outpoint) {
+        let Some(last) = blocks.last() else {
             return Ok(None);
+        };
+        let Run {
+            mut writes,
+            scripts,
+            ..
+        } = run;
+        for (script, state) in scripts {
+            writes.put_script(&script, &state.record);
+            for chunk in state.history.chunks(HISTORY_CHUNK) {
+                writes.put(&history_key(&script, chunk[0]), &encode_history(chunk));
+            }
         }
-        Ok(self.unspent(outpoint)?.map(|out| (out, false)))
+        let tip = Tip {
+            height: last.height,
+            hash: last.hash,
+        };
+        Ok(Some((writes, tip)))
     }
 
-    fn stats_entry<'a>(
+    /// The state of `script` in `run`, read from the index the first time the run touches it.
+    fn script_state<'r>(
         &self,
-        pending: &'a mut Pending,
-        script: &[u8; 32],
-    ) -> Result<&'a mut ScriptStats, Error> {
-        if !pending.stats.contains_key(script) {
-            let stored = self.stats(script)?;
-            pending.stats.insert(*script, stored);
+        run: &'r mut Run,
+        script: ScriptKey,
+    ) -> Result<&'r mut ScriptState, Error> {
+        Ok(match run.scripts.entry(script) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let record = self.script_record(&script)?;
+                let end = Bound::Included(history_end(&script));
+                let history = match self.history_chunks_back(&script, end).next() {
+                    Some(chunk) => {
+                        let (_, entries) = chunk?;
+                        if entries.len() < HISTORY_CHUNK {
+                            entries
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                e.insert(ScriptState { record, history })
+            }
+        })
+    }
+
+    /// The output `outpoint` spends, if the chain so far holds it unspent.
+    fn resolve(&self, run: &mut Run, outpoint: &OutPoint) -> Result<Option<Prevout>, Error> {
+        if let Some(out) = run.created.remove(outpoint) {
+            return Ok(Some(out));
         }
-        Ok(pending.stats.get_mut(script).expect("inserted above"))
+        // The node validated the chain, so an output of an earlier run that its
+        // transaction is known for is unspent: no need to read the script's record for it.
+        let Some(funding) = self.tx_position(&outpoint.txid)? else {
+            return Ok(None);
+        };
+        let record = match run.outputs.get(&funding.height) {
+            Some(record) => record.clone(),
+            None => {
+                let Some(record) = self.tree.get(height_key(BLOCK_OUTPUTS, funding.height))? else {
+                    return Err(corrupt("outputs of an indexed block"));
+                };
+                if run.outputs_bytes + record.len() > OUTPUTS_CACHE_BYTES {
+                    run.outputs.clear();
+                    run.outputs_bytes = 0;
+                }
+                run.outputs_bytes += record.len();
+                run.outputs.insert(funding.height, record.clone());
+                record
+            }
+        };
+        let Some((script, value)) = OutputsRecord::output(&record, funding.pos, outpoint.vout)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Prevout {
+            funding,
+            script,
+            value,
+        }))
     }
 
     fn stage_block(
         &self,
-        pending: &mut Pending,
+        run: &mut Run,
         block: &IndexedBlock,
         keep_undo: bool,
     ) -> Result<(), Error> {
         let h = block.height;
-        let height_key = h.to_be_bytes();
-        let mut undo = Undo::default();
-        // Outputs created by this block, to tell what is still unspent at its end.
-        let mut created_here: Vec<(OutPoint, [u8; 32])> = Vec::new();
-        let mut deltas: BTreeMap<[u8; 32], ScriptStats> = BTreeMap::new();
+        let mut effects = BlockEffects::default();
+        let mut undo = Vec::new();
         let mut txids = Vec::with_capacity(block.txs.len() * 32);
+        let mut spent = Vec::new();
+        let mut outputs = Vec::new();
 
-        for (pos, tx) in block.txs.iter().enumerate() {
-            let pos = pos as u32;
+        for (pos, tx) in (0u32..).zip(&block.txs) {
+            let here = TxPosition { height: h, pos };
             txids.extend_from_slice(tx.txid.as_bytes());
-            let mut position = [0u8; 8];
-            position[..4].copy_from_slice(&height_key);
-            position[4..].copy_from_slice(&pos.to_be_bytes());
-            pending.batches[T_TX_POSITIONS].insert(tx.txid.as_bytes(), &position[..]);
-            let mut touched: Vec<[u8; 32]> = Vec::new();
+            run.writes.put(&hash_key(TX, &tx.txid), &here.encode());
 
-            for (vin, outpoint) in tx.inputs.iter().enumerate() {
-                let Some((prev, created_in_run)) = self.lookup_output(pending, outpoint)? else {
+            spent.clear();
+            for (vin, outpoint) in (0u32..).zip(&tx.inputs) {
+                let Some(prev) = self.resolve(run, outpoint)? else {
                     // A valid chain never spends an unknown output; keep indexing the rest.
                     tracing::warn!(%outpoint.txid, outpoint.vout, height = h, "input spends an output the index does not hold");
                     continue;
                 };
-                let op_key = outpoint.key();
-                if !created_in_run {
-                    pending.spent.insert(*outpoint);
+                let mut spender = [0u8; 12];
+                spender[..8].copy_from_slice(&here.encode());
+                spender[8..].copy_from_slice(&vin.to_be_bytes());
+                run.writes
+                    .put(&spend_key(prev.funding, outpoint.vout), &spender);
+                if keep_undo {
+                    let entry = UndoEntry {
+                        spender: pos,
+                        funding: prev.funding,
+                        vout: outpoint.vout,
+                    };
+                    undo.extend_from_slice(&entry.encode());
                 }
-                pending.batches[T_UNSPENT].remove(&op_key[..]);
-                pending.batches[T_SCRIPT_UTXOS]
-                    .remove(&script_utxo_key(&prev.script, outpoint)[..]);
-                if prev.height < h {
-                    undo.restored.push((*outpoint, prev));
-                }
-                let mut spend = [0u8; 40];
-                spend[..32].copy_from_slice(tx.txid.as_bytes());
-                spend[32..36].copy_from_slice(&(vin as u32).to_be_bytes());
-                spend[36..].copy_from_slice(&height_key);
-                pending.batches[T_SPENDS].insert(&op_key[..], &spend[..]);
-                undo.spent.push(*outpoint);
-                let d = deltas.entry(prev.script).or_default();
-                d.spent_txo_count += 1;
-                d.spent_txo_sum += prev.value;
-                touched.push(prev.script);
+                self.script_state(run, script_key(&prev.script))?
+                    .record
+                    .unspent
+                    .remove(&(prev.funding, outpoint.vout));
+                spent.push((prev.script, prev.value));
             }
 
-            for (vout, output) in tx.outputs.iter().enumerate() {
-                let IndexedOutput { script, value, .. } = *output;
-                let d = deltas.entry(script).or_default();
-                d.funded_txo_count += 1;
-                d.funded_txo_sum += value;
-                touched.push(script);
-                if !output.spendable {
-                    continue;
+            outputs.clear();
+            for (vout, output) in (0u32..).zip(&tx.outputs) {
+                outputs.push((output.script, output.value));
+                if output.spendable {
+                    let out = Prevout {
+                        funding: here,
+                        script: output.script,
+                        value: output.value,
+                    };
+                    run.created.insert(
+                        OutPoint {
+                            txid: tx.txid,
+                            vout,
+                        },
+                        out,
+                    );
+                    self.script_state(run, script_key(&output.script))?
+                        .record
+                        .unspent
+                        .insert((here, vout), (output.value, tx.txid));
                 }
-                let outpoint = OutPoint {
-                    txid: tx.txid,
-                    vout: vout as u32,
-                };
-                let out = StoredOutput {
-                    script,
-                    value,
-                    height: h,
-                };
-                pending.created.insert(outpoint, out);
-                created_here.push((outpoint, script));
-                pending.batches[T_UNSPENT].insert(&outpoint.key()[..], &encode_output(&out)[..]);
-                let mut utxo = [0u8; 12];
-                utxo[..8].copy_from_slice(&value.to_be_bytes());
-                utxo[8..].copy_from_slice(&height_key);
-                pending.batches[T_SCRIPT_UTXOS]
-                    .insert(&script_utxo_key(&script, &outpoint)[..], &utxo[..]);
             }
-
-            touched.sort_unstable();
-            touched.dedup();
-            for script in touched {
-                deltas.entry(script).or_default().tx_count += 1;
-                pending.batches[T_HISTORY]
-                    .insert(&history_key(&script, h, pos)[..], tx.txid.as_bytes());
-                undo.history.push((script, pos));
-            }
+            effects.add_tx(pos, &spent, &outputs);
         }
 
-        for (script, delta) in &deltas {
-            let stats = self.stats_entry(pending, script)?;
-            add_stats(stats, delta);
+        for (script, delta) in effects.stats {
+            add_stats(&mut self.script_state(run, script)?.record.stats, &delta);
         }
-        undo.stats = deltas.into_iter().collect();
-        undo.created = created_here
-            .into_iter()
-            .filter(|(op, _)| pending.created.contains_key(op))
-            .collect();
-
+        for (script, positions) in effects.history {
+            let state = self.script_state(run, script)?;
+            state.history.extend(
+                positions
+                    .into_iter()
+                    .map(|pos| TxPosition { height: h, pos }),
+            );
+        }
         let record = BlockRecord {
             hash: block.hash,
             header: block.header,
@@ -775,16 +1203,17 @@ impl Store {
             size: block.size,
             weight: block.weight,
         };
-        pending.batches[T_BLOCKS].insert(&height_key[..], record.encode());
-        pending.batches[T_BLOCK_HEIGHTS].insert(block.hash.as_bytes(), &height_key[..]);
-        pending.batches[T_BLOCK_TXIDS].insert(&height_key[..], txids);
+        run.writes.put(&height_key(BLOCK, h), &record.encode());
+        run.writes
+            .put(&hash_key(BLOCK_HEIGHT, &block.hash), &h.to_be_bytes());
+        run.writes.put(&height_key(BLOCK_TXIDS, h), &txids);
+        run.writes.put(
+            &height_key(BLOCK_OUTPUTS, h),
+            &OutputsRecord::encode(&block.txs),
+        );
         if keep_undo {
-            pending.batches[T_UNDO].insert(&height_key[..], undo.encode());
+            run.writes.put(&height_key(UNDO, h), &undo);
         }
-        pending.tip = Some(Tip {
-            height: h,
-            hash: block.hash,
-        });
         Ok(())
     }
 
@@ -795,52 +1224,74 @@ impl Store {
             .tip()?
             .ok_or_else(|| Error::Index("nothing to undo: the index is empty".into()))?;
         let h = tip.height;
-        let height_key = h.to_be_bytes();
-        let undo = self.tree(T_UNDO).get(height_key)?.ok_or_else(|| {
+        let undo = self.tree.get(height_key(UNDO, h))?.ok_or_else(|| {
             Error::Index(format!(
                 "no undo data for block {} at height {h}: reorg deeper than the limit",
                 tip.hash
             ))
         })?;
-        let undo = Undo::decode(&undo).ok_or_else(|| corrupt("undo record"))?;
-        let mut pending = Pending::default();
-        let b = &mut pending.batches;
-        for (outpoint, out) in &undo.restored {
-            b[T_UNSPENT].insert(&outpoint.key()[..], &encode_output(out)[..]);
-            let mut utxo = [0u8; 12];
-            utxo[..8].copy_from_slice(&out.value.to_be_bytes());
-            utxo[8..].copy_from_slice(&out.height.to_be_bytes());
-            b[T_SCRIPT_UTXOS].insert(&script_utxo_key(&out.script, outpoint)[..], &utxo[..]);
-        }
-        for (outpoint, script) in &undo.created {
-            b[T_UNSPENT].remove(&outpoint.key()[..]);
-            b[T_SCRIPT_UTXOS].remove(&script_utxo_key(script, outpoint)[..]);
-        }
-        for outpoint in &undo.spent {
-            b[T_SPENDS].remove(&outpoint.key()[..]);
-        }
-        for (script, pos) in &undo.history {
-            b[T_HISTORY].remove(&history_key(script, h, *pos)[..]);
-        }
-        for (script, delta) in &undo.stats {
-            let mut stats = self.stats(script)?;
-            sub_stats(&mut stats, delta);
-            if stats == ScriptStats::default() {
-                b[T_STATS].remove(script);
-            } else {
-                b[T_STATS].insert(script, &encode_stats(&stats)[..]);
+        let undo = UndoEntry::decode_all(&undo).ok_or_else(|| corrupt("undo record"))?;
+        let outputs = self
+            .tree
+            .get(height_key(BLOCK_OUTPUTS, h))?
+            .ok_or_else(|| corrupt("outputs of the tip block"))?;
+        let tx_count =
+            OutputsRecord::tx_count(&outputs).ok_or_else(|| corrupt("outputs record"))?;
+        let txids = self.block_txids(h)?;
+
+        let mut writes = Writes::default();
+        let mut effects = BlockEffects::default();
+        let mut records: HashMap<ScriptKey, ScriptRecord> = HashMap::new();
+        let mut entries = undo.iter().peekable();
+        let mut spent = Vec::new();
+        for pos in 0..tx_count {
+            let here = TxPosition { height: h, pos };
+            spent.clear();
+            while let Some(entry) = entries.next_if(|e| e.spender == pos) {
+                let (script, value) = self
+                    .output_at(entry.funding, entry.vout)?
+                    .ok_or_else(|| corrupt("output named by undo data"))?;
+                writes.delete(&spend_key(entry.funding, entry.vout));
+                // Outputs of this block it spent itself were never unspent.
+                if entry.funding.height < h {
+                    let txid = self.txid_at(entry.funding)?;
+                    self.record_in(&mut records, script_key(&script))?
+                        .unspent
+                        .insert((entry.funding, entry.vout), (value, txid));
+                }
+                spent.push((script, value));
             }
+            let created = OutputsRecord::tx_outputs(&outputs, pos)
+                .ok_or_else(|| corrupt("outputs record"))?;
+            for (vout, (script, _)) in (0u32..).zip(&created) {
+                self.record_in(&mut records, script_key(script))?
+                    .unspent
+                    .remove(&(here, vout));
+            }
+            effects.add_tx(pos, &spent, &created);
         }
-        for txid in self.block_txids(h)? {
+        if entries.next().is_some() {
+            return Err(corrupt("undo record out of block order"));
+        }
+        for (script, delta) in &effects.stats {
+            sub_stats(&mut self.record_in(&mut records, *script)?.stats, delta);
+        }
+        for (script, record) in &records {
+            writes.put_script(script, record);
+        }
+        for script in effects.history.keys() {
+            self.undo_history(&mut writes, script, h)?;
+        }
+        for (pos, txid) in (0u32..).zip(txids) {
             // A duplicate txid (pre-BIP 30 coinbases) may point at an earlier block: keep it.
-            if self.tx_position(&txid)?.is_some_and(|p| p.height == h) {
-                b[T_TX_POSITIONS].remove(txid.as_bytes());
+            if self.tx_position(&txid)? == Some(TxPosition { height: h, pos }) {
+                writes.delete(&hash_key(TX, &txid));
             }
         }
-        b[T_BLOCKS].remove(&height_key[..]);
-        b[T_BLOCK_HEIGHTS].remove(tip.hash.as_bytes());
-        b[T_BLOCK_TXIDS].remove(&height_key[..]);
-        b[T_UNDO].remove(&height_key[..]);
+        for table in [BLOCK, BLOCK_TXIDS, BLOCK_OUTPUTS, UNDO] {
+            writes.delete(&height_key(table, h));
+        }
+        writes.delete(&hash_key(BLOCK_HEIGHT, &tip.hash));
         let new_tip = match h.checked_sub(1) {
             Some(prev) => {
                 let record = self
@@ -851,36 +1302,143 @@ impl Store {
                     hash: record.hash,
                 })
             }
-            None => {
-                b[T_META].remove(KEY_TIP);
-                None
-            }
+            None => None,
         };
-        pending.tip = new_tip;
-        self.commit(pending)?;
+        self.commit(writes, new_tip)?;
         Ok(new_tip)
     }
 
-    fn commit(&self, mut pending: Pending) -> Result<(), Error> {
-        for (script, stats) in &pending.stats {
-            pending.batches[T_STATS].insert(script, &encode_stats(stats)[..]);
-        }
-        if let Some(tip) = pending.tip {
-            let mut v = [0u8; 36];
-            v[..4].copy_from_slice(&tip.height.to_be_bytes());
-            v[4..].copy_from_slice(tip.hash.as_bytes());
-            pending.batches[T_META].insert(KEY_TIP, &v[..]);
-        }
-        let result: Result<(), TransactionError<()>> = self.trees.as_slice().transaction(|views| {
-            for (view, batch) in views.iter().zip(&pending.batches) {
-                view.apply_batch(batch)?;
-            }
-            Ok::<_, ConflictableTransactionError<()>>(())
-        });
-        result.map_err(|e| match e {
-            TransactionError::Storage(e) => Error::Storage(e),
-            TransactionError::Abort(()) => Error::Index("index transaction aborted".into()),
+    /// The record of `script` in `records`, read from the index when not there yet.
+    fn record_in<'m>(
+        &self,
+        records: &'m mut HashMap<ScriptKey, ScriptRecord>,
+        script: ScriptKey,
+    ) -> Result<&'m mut ScriptRecord, Error> {
+        Ok(match records.entry(script) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.script_record(&script)?),
         })
+    }
+
+    /// Takes the entries of the tip block `h` off the end of `script`'s history: the last
+    /// chunks lose them, and a chunk left empty goes.
+    fn undo_history(&self, writes: &mut Writes, script: &ScriptKey, h: u32) -> Result<(), Error> {
+        let mut end = Bound::Included(history_end(script));
+        let mut removed_a_chunk = false;
+        loop {
+            let Some(chunk) = self.history_chunks_back(script, end).next() else {
+                return if removed_a_chunk {
+                    Ok(())
+                } else {
+                    Err(corrupt("history of an undone block"))
+                };
+            };
+            let (key, mut entries) = chunk?;
+            while entries.last().is_some_and(|e| e.height == h) {
+                entries.pop();
+            }
+            if !entries.is_empty() {
+                writes.put(&key, &encode_history(&entries));
+                return Ok(());
+            }
+            // All of the chunk was block h's; the chunk before may end with more of it.
+            writes.delete(&key);
+            removed_a_chunk = true;
+            let key: HistoryKey = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("history key"))?;
+            end = Bound::Excluded(key);
+        }
+    }
+
+    /// Writes `writes` and the new tip, all or nothing.
+    ///
+    /// A commit of fewer than [`Store::journal_from`] writes is one `apply_batch`. A bigger
+    /// one is first written whole as one journal record, then applied key by key on
+    /// [`WRITE_THREADS`] threads, and last the tip and the journal's removal in one batch;
+    /// [`Store::open`] finishes a journal a crash interrupted. Why: sled frees no tree node
+    /// a batch replaces until the batch ends, and a batch holds a lock that keeps other
+    /// writers out, so a batch per run of thousands of transactions took hundreds of MB and
+    /// one core. Readers may see part of such a commit before its tip; they see the tip
+    /// only with all of it.
+    fn commit(&self, writes: Writes, tip: Option<Tip>) -> Result<(), Error> {
+        let tip = tip.as_ref().map(encode_tip);
+        let tip = (META_TIP, tip.as_ref().map(|v| &v[..]));
+        let ops: Vec<_> = writes
+            .ops
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        if ops.len() >= self.journal_from {
+            self.journal.insert(JOURNAL_KEY, writes.journal(tip))?;
+            self.write_in_parallel(&ops)?;
+            self.end_commit(&[tip])?;
+            // A crash before this line finishes the commit again at open: harmless, as
+            // nothing was written after it.
+            self.journal.remove(JOURNAL_KEY)?;
+            Ok(())
+        } else {
+            self.end_commit(&[ops.as_slice(), &[tip]].concat())
+        }
+    }
+
+    /// Writes `ops` key by key, spread over [`WRITE_THREADS`] threads.
+    fn write_in_parallel(&self, ops: &[Op<'_>]) -> Result<(), Error> {
+        let part = ops.len().div_ceil(WRITE_THREADS).max(1);
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = ops
+                .chunks(part)
+                .map(|ops| {
+                    scope.spawn(move || -> Result<(), Error> {
+                        for (n, (key, value)) in ops.iter().enumerate() {
+                            match value {
+                                Some(value) => self.tree.insert(key, *value)?,
+                                None => self.tree.remove(key)?,
+                            };
+                            if n % GARBAGE_EVERY_WRITES == 0 {
+                                reclaim_garbage();
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            writers.into_iter().try_for_each(|writer| {
+                writer
+                    .join()
+                    .map_err(|_| Error::Index("an index write thread panicked".into()))?
+            })
+        })
+    }
+
+    /// Applies `ops` in one batch.
+    fn end_commit(&self, ops: &[Op<'_>]) -> Result<(), Error> {
+        let mut batch = Batch::default();
+        for (key, value) in ops {
+            match value {
+                Some(value) => batch.insert(*key, *value),
+                None => batch.remove(*key),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Finishes the commit a crash interrupted, if any.
+    fn finish_journal(&self) -> Result<(), Error> {
+        let Some(journal) = self.journal.get(JOURNAL_KEY)? else {
+            return Ok(());
+        };
+        let ops = decode_journal(&journal).ok_or_else(|| corrupt("journal"))?;
+        tracing::info!(
+            writes = ops.len(),
+            "finishing the index commit an earlier run left unfinished"
+        );
+        // No reader yet, so the tip (the last write) may land with the others.
+        self.write_in_parallel(&ops)?;
+        self.journal.remove(JOURNAL_KEY)?;
+        Ok(())
     }
 
     /// Waits until everything written so far is on disk.
@@ -896,20 +1454,36 @@ impl Store {
 
     /// Every key and value of every table, for tests that compare two indexes.
     pub fn dump(&self) -> Result<BTreeMap<&'static str, Rows>, Error> {
-        let mut out = BTreeMap::new();
-        for (name, tree) in TABLES.iter().zip(&self.trees) {
-            let rows = tree
-                .iter()
-                .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.insert(*name, rows);
+        let mut out: BTreeMap<&'static str, Rows> =
+            TABLES.iter().map(|&(_, name)| (name, Vec::new())).collect();
+        for row in self.tree.iter() {
+            let (k, v) = row?;
+            let Some(&(_, name)) = TABLES.iter().find(|(table, _)| k.first() == Some(table)) else {
+                continue;
+            };
+            out.entry(name).or_default().push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
     }
 }
 
+/// Writes between two calls of [`reclaim_garbage`] on a write thread.
+const GARBAGE_EVERY_WRITES: usize = 256;
+
+/// Frees tree nodes that writes replaced. sled hands each replaced node to the crossbeam
+/// epoch collector, which frees only a few per pin of a thread; when one thread writes
+/// much, its garbage piles up faster than that (gigabytes over a catch-up). Each flush
+/// collects up to a few hundred nodes.
+fn reclaim_garbage() {
+    for _ in 0..4 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn h(n: u8) -> Hash256 {
@@ -1158,46 +1732,280 @@ mod tests {
     }
 
     #[test]
-    fn undo_record_round_trips_and_rejects_truncation() {
-        let undo = Undo {
-            restored: vec![(
-                OutPoint {
-                    txid: h(1),
-                    vout: 2,
-                },
-                StoredOutput {
-                    script: script(3),
-                    value: 4,
-                    height: 5,
-                },
-            )],
-            created: vec![(
-                OutPoint {
-                    txid: h(6),
-                    vout: 7,
-                },
-                script(8),
-            )],
-            spent: vec![OutPoint {
-                txid: h(9),
-                vout: 1,
-            }],
-            history: vec![(script(2), 3)],
-            stats: vec![(
-                script(4),
-                ScriptStats {
-                    funded_txo_count: 1,
-                    funded_txo_sum: 2,
-                    spent_txo_count: 3,
-                    spent_txo_sum: 4,
-                    tx_count: 5,
-                },
-            )],
-        };
-        let bytes = undo.encode();
-        assert_eq!(Undo::decode(&bytes), Some(undo));
-        for len in 0..bytes.len() {
-            assert_eq!(Undo::decode(&bytes[..len]), None);
+    fn undo_entries_round_trip_and_reject_truncation() {
+        let entries = vec![
+            UndoEntry {
+                spender: 1,
+                funding: TxPosition { height: 2, pos: 3 },
+                vout: 4,
+            },
+            UndoEntry {
+                spender: 5,
+                funding: TxPosition { height: 6, pos: 7 },
+                vout: 8,
+            },
+        ];
+        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
+        assert_eq!(UndoEntry::decode_all(&bytes), Some(entries));
+        for len in 1..bytes.len() {
+            if len % UNDO_ENTRY_LEN != 0 {
+                assert_eq!(UndoEntry::decode_all(&bytes[..len]), None);
+            }
         }
+    }
+
+    #[test]
+    fn outputs_record_finds_outputs_and_rejects_malformed_records() {
+        let txs = chain()[1].txs.clone();
+        let record = OutputsRecord::encode(&txs);
+        assert_eq!(OutputsRecord::tx_count(&record), Some(3));
+        assert_eq!(
+            OutputsRecord::output(&record, 1, 1),
+            Some((script(0xC), 20))
+        );
+        assert_eq!(OutputsRecord::output(&record, 1, 2), None);
+        assert_eq!(OutputsRecord::output(&record, 3, 0), None);
+        assert_eq!(
+            OutputsRecord::tx_outputs(&record, 1),
+            Some(vec![(script(0xB), 30), (script(0xC), 20)])
+        );
+        for len in 0..record.len() {
+            let cut = &record[..len];
+            // Never a panic; at most what the whole record holds.
+            for pos in 0..4 {
+                let outputs = OutputsRecord::tx_outputs(cut, pos);
+                assert!(outputs.is_none() || outputs == OutputsRecord::tx_outputs(&record, pos));
+                for vout in 0..3 {
+                    let output = OutputsRecord::output(cut, pos, vout);
+                    assert!(
+                        output.is_none() || output == OutputsRecord::output(&record, pos, vout)
+                    );
+                }
+            }
+        }
+        // Running counts that go backwards or past the end.
+        let mut bad = record.clone();
+        bad[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(OutputsRecord::tx_outputs(&bad, 0), None);
+        assert_eq!(OutputsRecord::tx_outputs(&bad, 1), None);
+        assert_eq!(OutputsRecord::output(&bad, 1, 0), None);
+    }
+
+    #[test]
+    fn outputs_spent_within_a_run_leave_no_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, "a");
+        store.apply_blocks(&chain(), 0, 10).unwrap();
+        let scripts = &store.dump().unwrap()["scripts"];
+        // Left unspent: tx 1's output 1 is spent in block 2; tx 2's output 0 by tx 3.
+        let expected: BTreeSet<(Hash256, u32)> =
+            [(h(10), 0), (h(2), 1), (h(3), 0), (h(11), 0), (h(4), 0)]
+                .into_iter()
+                .collect();
+        let stored: BTreeSet<(Hash256, u32)> = scripts
+            .iter()
+            .flat_map(|(_, v)| unspent_entries(v).unwrap().map(Option::unwrap))
+            .map(|(_, vout, _, txid)| (txid, vout))
+            .collect();
+        assert_eq!(stored, expected);
+    }
+
+    /// Blocks each paying script 0xE from `per_block` transactions, spending the previous
+    /// block's outputs: a history of many chunks, with a block's entries across two chunks.
+    fn busy_chain(blocks: u32, per_block: u8) -> Vec<IndexedBlock> {
+        (0..blocks)
+            .map(|height| {
+                let id = |i: u8| ((height * u32::from(per_block)) as u8).wrapping_add(i);
+                let txs = (0..per_block)
+                    .map(|i| {
+                        let inputs: Vec<(u8, u32)> = if height == 0 {
+                            Vec::new()
+                        } else {
+                            vec![(id(i).wrapping_sub(per_block), 0)]
+                        };
+                        tx(id(i), &inputs, &[(0xE, 10 + u64::from(i))])
+                    })
+                    .collect();
+                block(height, txs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn script_records_and_history_chunks_reject_malformed_bytes() {
+        let mut record = ScriptRecord::default();
+        record.stats.tx_count = 2;
+        record
+            .unspent
+            .insert((TxPosition { height: 1, pos: 2 }, 3), (40, h(5)));
+        record
+            .unspent
+            .insert((TxPosition { height: 0, pos: 7 }, 1), (9, h(6)));
+        let bytes = record.encode();
+        assert_eq!(bytes.len(), STATS_LEN + 2 * UNSPENT_LEN);
+        assert_eq!(ScriptRecord::decode(&bytes), Some(record));
+        for len in 0..bytes.len() {
+            // Never a panic; a cut inside the stats or an entry is refused.
+            let cut = ScriptRecord::decode(&bytes[..len]);
+            let whole_entries = len >= STATS_LEN && (len - STATS_LEN).is_multiple_of(UNSPENT_LEN);
+            assert_eq!(cut.is_some(), whole_entries, "{len}");
+        }
+        let entries = vec![
+            TxPosition { height: 1, pos: 2 },
+            TxPosition { height: 3, pos: 4 },
+        ];
+        let chunk = encode_history(&entries);
+        assert_eq!(decode_history(&chunk), Some(entries));
+        for len in 1..chunk.len() {
+            assert_eq!(
+                decode_history(&chunk[..len]).is_some(),
+                len.is_multiple_of(8),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn history_chunks_page_and_undo_exactly() {
+        let per_block = 25;
+        let chain = busy_chain(8, per_block);
+        let dir = tempfile::tempdir().unwrap();
+        let run = open(&dir, "run");
+        run.apply_blocks(&chain, 0, 10).unwrap();
+        let single = open(&dir, "single");
+        for b in &chain {
+            single.apply_blocks(std::slice::from_ref(b), 0, 10).unwrap();
+        }
+        assert_eq!(run.dump().unwrap(), single.dump().unwrap());
+        let chunks = run.dump().unwrap()["history"].len();
+        assert_eq!(chunks, (8 * usize::from(per_block)).div_ceil(HISTORY_CHUNK));
+
+        // Newest first, paged across chunk boundaries.
+        let all = run.history(&script(0xE), None, usize::MAX).unwrap();
+        assert_eq!(all.len(), 8 * usize::from(per_block));
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let page = run.history(&script(0xE), before, 7).unwrap();
+            let Some(&(height, txid)) = page.last() else {
+                break;
+            };
+            paged.extend(page);
+            before = run.tx_position(&txid).unwrap();
+            assert_eq!(before.map(|b| b.height), Some(height));
+        }
+        assert_eq!(paged, all);
+        assert_eq!(run.script_utxos(&script(0xE)).unwrap().len(), 25);
+
+        // Undoing block by block gives the index of the shorter chain each time.
+        for keep in (1..8).rev() {
+            run.undo_tip().unwrap();
+            let shorter = open(&dir, &format!("shorter-{keep}"));
+            shorter.apply_blocks(&chain[..keep], 0, 10).unwrap();
+            assert_eq!(run.dump().unwrap(), shorter.dump().unwrap(), "{keep}");
+        }
+    }
+
+    #[test]
+    fn a_commit_applied_in_several_batches_equals_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut small = open(&dir, "small");
+        small.journal_from = 3;
+        small.apply_blocks(&chain(), 0, 10).unwrap();
+        let whole = open(&dir, "whole");
+        whole.apply_blocks(&chain(), 0, 10).unwrap();
+        assert_eq!(small.dump().unwrap(), whole.dump().unwrap());
+        assert_eq!(small.tip().unwrap(), whole.tip().unwrap());
+        assert!(small.journal.get(JOURNAL_KEY).unwrap().is_none());
+
+        small.undo_tip().unwrap();
+        whole.undo_tip().unwrap();
+        assert_eq!(small.dump().unwrap(), whole.dump().unwrap());
+    }
+
+    #[test]
+    fn a_commit_cut_short_by_a_crash_is_finished_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = open(&dir, "whole");
+        whole.apply_blocks(&chain()[..1], 0, 10).unwrap();
+        whole.apply_blocks(&chain()[1..], 0, 10).unwrap();
+        let expected = whole.dump().unwrap();
+
+        let staged = {
+            let store = open(&dir, "reference");
+            store.apply_blocks(&chain()[..1], 0, 10).unwrap();
+            let (writes, tip) = store.stage_run(&chain()[1..], 0, 10).unwrap().unwrap();
+            (writes.ops.len(), writes, tip)
+        };
+        let (len, writes, tip) = staged;
+        let tip_value = encode_tip(&tip);
+        let journal = writes.journal((META_TIP, Some(&tip_value)));
+        let ops: Vec<_> = writes.ops.into_iter().collect();
+        // The crash comes after the journal and some of the batches.
+        for applied in [0, 1, len / 2, len] {
+            let name = format!("crash-{applied}");
+            {
+                let store = open(&dir, &name);
+                store.apply_blocks(&chain()[..1], 0, 10).unwrap();
+                store.journal.insert(JOURNAL_KEY, journal.clone()).unwrap();
+                let mut batch = Batch::default();
+                for (key, value) in &ops[..applied] {
+                    match value {
+                        Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                        None => batch.remove(key.as_slice()),
+                    }
+                }
+                store.tree.apply_batch(batch).unwrap();
+                store.db.flush().unwrap();
+            }
+            let store = open(&dir, &name);
+            assert_eq!(store.dump().unwrap(), expected, "{name}");
+            assert_eq!(store.tip().unwrap(), Some(tip), "{name}");
+            assert!(store.journal.get(JOURNAL_KEY).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn journal_records_round_trip_and_reject_truncation() {
+        let mut writes = Writes::default();
+        writes.put(b"a", b"1");
+        writes.delete(b"b");
+        writes.put(b"c", b"");
+        let journal = writes.journal((META_TIP, None));
+        let ops = decode_journal(&journal).unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                (&b"a"[..], Some(&b"1"[..])),
+                (&b"b"[..], None),
+                (&b"c"[..], Some(&b""[..])),
+                (META_TIP, None)
+            ]
+        );
+        for len in 0..journal.len() {
+            let cut = decode_journal(&journal[..len]);
+            // A cut between records decodes to fewer of them; never a panic.
+            assert!(cut.is_none_or(|c| c.len() < ops.len()), "{len}");
+        }
+        assert_eq!(decode_journal(&[2, 0, 0, 0, 0]), None);
+        assert_eq!(decode_journal(&[1, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn refuses_an_index_of_the_first_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        {
+            let db = sled::open(&path).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema_version", &1u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(&path, "ltc-regtest", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schema version 1"), "{err}");
     }
 }
