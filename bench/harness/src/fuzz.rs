@@ -109,17 +109,29 @@ fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
     }
 }
 
-/// One of `seeds` with one to eight edits applied (bit flips, special bytes, insertions,
-/// deletions, truncation, a huge compact size, a duplicated chunk).
+/// One to eight edits of a byte string (bit flips, special bytes, insertions, deletions,
+/// truncation, a huge compact size, a duplicated chunk), to apply to any bytes.
+#[derive(Debug, Clone)]
+pub struct ByteEdits(Vec<Edit>);
+
+impl ByteEdits {
+    /// Applies the edits in order.
+    pub fn apply(&self, bytes: &mut Vec<u8>) {
+        self.0.iter().for_each(|edit| apply(bytes, edit));
+    }
+}
+
+/// Draws [`ByteEdits`].
+pub fn byte_edits() -> impl Strategy<Value = ByteEdits> {
+    prop::collection::vec(edit(), 1..=8).prop_map(ByteEdits)
+}
+
+/// One of `seeds` with [`ByteEdits`] applied.
 pub fn mutated_bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
-    (
-        prop::sample::select(seeds),
-        prop::collection::vec(edit(), 1..=8),
-    )
-        .prop_map(|(mut bytes, edits)| {
-            edits.iter().for_each(|edit| apply(&mut bytes, edit));
-            bytes
-        })
+    (prop::sample::select(seeds), byte_edits()).prop_map(|(mut bytes, edits)| {
+        edits.apply(&mut bytes);
+        bytes
+    })
 }
 
 /// Near-valid bytes from `seeds` most of the time, plain random bytes otherwise.
@@ -242,19 +254,29 @@ fn apply_json(document: &mut Value, edit: &JsonEdit) {
     }
 }
 
-/// One of `seeds` with one to four structural edits: a node replaced by any JSON value, a key
-/// or item removed, a key or item added.
+/// One to four structural edits of a JSON document (a node replaced by any JSON value, a key
+/// or item removed, a key or item added), to apply to any document.
+#[derive(Debug, Clone)]
+pub struct JsonEdits(Vec<JsonEdit>);
+
+impl JsonEdits {
+    /// Applies the edits in order.
+    pub fn apply(&self, document: &mut Value) {
+        self.0.iter().for_each(|edit| apply_json(document, edit));
+    }
+}
+
+/// Draws [`JsonEdits`].
+pub fn json_edits() -> impl Strategy<Value = JsonEdits> {
+    prop::collection::vec(json_edit(), 1..=4).prop_map(JsonEdits)
+}
+
+/// One of `seeds` with [`JsonEdits`] applied.
 pub fn mutated_json(seeds: Vec<Value>) -> impl Strategy<Value = Value> {
-    (
-        prop::sample::select(seeds),
-        prop::collection::vec(json_edit(), 1..=4),
-    )
-        .prop_map(|(mut document, edits)| {
-            edits
-                .iter()
-                .for_each(|edit| apply_json(&mut document, edit));
-            document
-        })
+    (prop::sample::select(seeds), json_edits()).prop_map(|(mut document, edits)| {
+        edits.apply(&mut document);
+        document
+    })
 }
 
 /// Percent-encodes every byte outside the unreserved set, so any bytes (invalid UTF-8
