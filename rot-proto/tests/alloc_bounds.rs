@@ -11,7 +11,7 @@ use std::cell::Cell;
 use cap::Cap;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use rot_harness::fuzz::{DEFAULT_CASES, config, wire_input};
+use rot_harness::fuzz::{DEFAULT_CASES, config, every_wire_layout, wire_input};
 use rot_proto::encode::Reader;
 use rot_proto::{Block, ChainRules, PowAlgorithm, Transaction};
 
@@ -33,18 +33,6 @@ fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
 const BYTES_PER_INPUT_BYTE: usize = 64;
 /// Fixed allowance (error messages, small vectors).
 const SLACK: usize = 4096;
-
-fn all_rules() -> Vec<ChainRules> {
-    (0..16u8)
-        .map(|bits| ChainRules {
-            pow: PowAlgorithm::Sha256d,
-            segwit: bits & 1 != 0,
-            mweb: bits & 2 != 0,
-            auxpow: bits & 4 != 0,
-            pos_ntime: bits & 8 != 0,
-        })
-        .collect()
-}
 
 /// A compact size of `value` in its 9-byte form.
 fn huge(value: u64) -> Vec<u8> {
@@ -124,7 +112,7 @@ fn parsers_allocate_in_proportion_to_their_input() {
         pos_ntime: false,
     };
     for (what, input) in huge_count_inputs() {
-        for rules in all_rules() {
+        for rules in every_wire_layout() {
             let (refused, allocated) = allocated_by(|| {
                 Transaction::parse(&input, &rules).is_err() && Block::parse(&input, &rules).is_err()
             });
@@ -153,7 +141,7 @@ fn parsers_allocate_in_proportion_to_their_input() {
     let mut runner = TestRunner::new(config(DEFAULT_CASES));
     runner
         .run(&wire_input(seeds), |input| {
-            for rules in all_rules() {
+            for rules in every_wire_layout() {
                 let (_, allocated) = allocated_by(|| {
                     let _ = Block::parse(&input, &rules);
                     let _ = Transaction::parse(&input, &rules);

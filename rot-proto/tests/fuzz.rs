@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rot_harness::fuzz::{
-    DEFAULT_CASES, config, json_value, mutated_bytes, mutated_json, mutated_text, wire_input,
+    DEFAULT_CASES, config, every_wire_layout, json_value, mutated_bytes, mutated_json,
+    mutated_text, wire_input,
 };
 use rot_proto::canonical::canonical_bytes;
 use rot_proto::merkle::{branch_root, merkle_branch, merkle_root, verify_branch};
@@ -36,19 +37,6 @@ fn data(name: &str) -> String {
 
 fn hex_fixture(name: &str) -> Vec<u8> {
     hex::decode(data(name).trim()).unwrap()
-}
-
-/// Every combination of the wire quirks a coin profile can switch on.
-fn all_rules() -> Vec<ChainRules> {
-    (0..16u8)
-        .map(|bits| ChainRules {
-            pow: PowAlgorithm::Sha256d,
-            segwit: bits & 1 != 0,
-            mweb: bits & 2 != 0,
-            auxpow: bits & 4 != 0,
-            pos_ntime: bits & 8 != 0,
-        })
-        .collect()
 }
 
 const LITECOIN: ChainRules = ChainRules {
@@ -164,7 +152,7 @@ proptest! {
     fn blocks_parse_or_fail_cleanly(
         bytes in wire_input(block_seeds().iter().map(|(raw, _)| raw.clone()).collect())
     ) {
-        for rules in all_rules() {
+        for rules in every_wire_layout() {
             if let Ok(block) = Block::parse(&bytes, &rules) {
                 exercise_block(&block, &rules);
             }
@@ -174,7 +162,7 @@ proptest! {
     /// Near-valid and random transactions under every combination of quirks.
     #[test]
     fn transactions_parse_or_fail_cleanly(bytes in wire_input(tx_seeds().to_vec())) {
-        for rules in all_rules() {
+        for rules in every_wire_layout() {
             if let Ok(tx) = Transaction::parse(&bytes, &rules) {
                 exercise_tx(&tx, &rules);
             }

@@ -8,6 +8,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
+use rot_proto::{ChainRules, PowAlgorithm};
 use serde_json::Value;
 
 /// Cases per target when `PROPTEST_CASES` is not set: enough to catch regressions in CI.
@@ -25,6 +26,20 @@ pub fn config(default_cases: u32) -> Config {
         failure_persistence: None,
         ..Config::default()
     }
+}
+
+/// Every combination of the wire quirks a coin profile can switch on (segwit, MWEB, AuxPoW,
+/// PoS `nTime`), so chain parsers meet each input under every layout.
+pub fn every_wire_layout() -> Vec<ChainRules> {
+    (0..16u8)
+        .map(|bits| ChainRules {
+            pow: PowAlgorithm::Sha256d,
+            segwit: bits & 1 != 0,
+            mweb: bits & 2 != 0,
+            auxpow: bits & 4 != 0,
+            pos_ntime: bits & 8 != 0,
+        })
+        .collect()
 }
 
 /// Bytes that make wire parsers take their rare branches: compact-size markers, the
