@@ -66,13 +66,31 @@ pub fn create_demo_ring(dir: &Path, spec: &DemoSpec, now: u64) -> Result<DemoRin
             .or_default()
             .push(entry.clone());
     }
-    let mut list = ListFile::unsigned(&body)?;
-    for identity in identities.iter().take(spec.threshold as usize) {
-        list.sign(identity)?;
-    }
     let list_path = dir.join("list.json");
     let pins_path = dir.join("pins.json");
-    list.write(&list_path)?;
+    // Clients cache the list and refuse another list under the same serial: a ring run again
+    // keeps its list while it says the same and has half its life left, else issues the next.
+    let previous = ListFile::read(&list_path)
+        .and_then(|file| file.verify())
+        .ok()
+        .filter(|list| list.body().maintainers.same_as(&maintainers));
+    let list = match previous {
+        Some(list)
+            if list.body().proxies == body.proxies
+                && list.expires_at() > now.saturating_add(spec.valid_secs / 2) =>
+        {
+            list.file().clone()
+        }
+        previous => {
+            body.serial = previous.map_or(1, |list| list.serial() + 1);
+            let mut list = ListFile::unsigned(&body)?;
+            for identity in identities.iter().take(spec.threshold as usize) {
+                list.sign(identity)?;
+            }
+            list.write(&list_path)?;
+            list
+        }
+    };
     let pins = serde_json::to_string_pretty(&maintainers)
         .map_err(|e| BootstrapError::Invalid(e.to_string()))?;
     storage::write_atomic(&pins_path, format!("{pins}\n").as_bytes())?;
@@ -124,8 +142,18 @@ mod tests {
             Some(DEMO_COMMENT)
         );
 
-        // Running it again reuses the keys.
+        // Running it again reuses the keys, and the list while it says the same.
         let again = create_demo_ring(dir.path(), &spec, 2_000).unwrap();
         assert_eq!(again.maintainers, ring.maintainers);
+        assert_eq!(again.list, ring.list);
+        // A changed list, or one past half its life, is the next serial, which clients
+        // holding the first one take.
+        let mut moved = spec.clone();
+        moved.proxies[0].1.url = "http://127.0.0.1:10".to_owned();
+        let next = create_demo_ring(dir.path(), &moved, 2_000).unwrap();
+        assert_eq!(next.list.serial_hint(), 2);
+        store.accept(&next.list, 2_001).unwrap();
+        let renewed = create_demo_ring(dir.path(), &moved, 1_000 + 3_000).unwrap();
+        assert_eq!(renewed.list.serial_hint(), 3);
     }
 }

@@ -1,8 +1,9 @@
 //! rot-bootstrap: the one central piece of ROT, the threshold-signed list of proxies. It holds
 //! the list format ([`ListFile`], [`ListBody`]), its verification by clients ([`TrustStore`]:
 //! pinned maintainer keys, cached newest list, rollback and expiry checks, jittered refresh),
-//! fetching from mirrors ([`fetch`], feature `http`), and the editing behind the maintainers'
-//! `rot-bootstrap` tool. Format and rules: `docs/bootstrap.md`.
+//! fetching from mirrors and following the list over time ([`fetch`], [`Follower`], feature
+//! `http`), and the editing behind the maintainers' `rot-bootstrap` tool.
+//! Format and rules: `docs/bootstrap.md`.
 
 pub mod body;
 pub mod demo;
@@ -10,6 +11,8 @@ mod draft;
 mod error;
 #[cfg(feature = "http")]
 pub mod fetch;
+#[cfg(feature = "http")]
+pub mod follower;
 pub mod list;
 pub mod maintainers;
 pub mod proxy;
@@ -22,6 +25,8 @@ pub mod verified;
 pub use body::ListBody;
 pub use draft::Edit;
 pub use error::{BootstrapError, SetRole};
+#[cfg(feature = "http")]
+pub use follower::Follower;
 pub use list::{ListFile, SigningStatus};
 pub use maintainers::MaintainerSet;
 pub use proxy::{ProxyEntry, bootstrap_url};

@@ -24,6 +24,8 @@ const DAY: u64 = 86_400;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: rot_ops::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +165,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    if let Err(error) = cli.log.init(rot_ops::logging::TOOL_FILTER) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");

@@ -12,6 +12,9 @@ use crate::BootstrapError;
 /// Most keys a set may have; bounds the signature checks a list can demand.
 pub const MAX_MAINTAINERS: usize = 32;
 
+/// Largest pins file read: far more than [`MAX_MAINTAINERS`] keys need.
+const MAX_PINS_BYTES: u64 = 16 * 1024;
+
 /// k of n maintainer keys. Two sets are the same when they have the same keys (in any order)
 /// and the same threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,25 @@ impl MaintainerSet {
         let set: Self = serde_json::from_str(text)
             .map_err(|e| BootstrapError::Malformed(format!("maintainer set: {e}")))?;
         Self::new(set.threshold, set.keys)
+    }
+
+    /// Reads a pins file (the JSON of [`MaintainerSet::from_json`]); errors name the file.
+    pub fn read(path: &std::path::Path) -> Result<Self, BootstrapError> {
+        let bytes = crate::storage::read_capped(path, MAX_PINS_BYTES)?.ok_or_else(|| {
+            BootstrapError::Io {
+                path: path.to_owned(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            BootstrapError::Malformed(format!("pins file {}: not UTF-8", path.display()))
+        })?;
+        Self::from_json(&text).map_err(|error| match error {
+            BootstrapError::Malformed(why) => {
+                BootstrapError::Malformed(format!("pins file {}: {why}", path.display()))
+            }
+            other => other,
+        })
     }
 
     /// Checks 1 <= threshold <= keys <= [`MAX_MAINTAINERS`] and that keys are distinct.

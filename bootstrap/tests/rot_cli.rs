@@ -1,10 +1,9 @@
 //! The `rot` command line end to end, run as the real binary against REAL rot-servers over a
 //! REAL regtest litecoind: `check` on an honest server, a lying one and an unreachable one;
 //! `balance` and `utxo` against the node's own view, cross-checked; `proxies` from a signed,
-//! cached bootstrap list; `servers` from a proxy's directory found through that list.
-//!
-//! Until rot-proxy relays wallet requests, the proxy here is a stand-in serving the list and
-//! a directory; wallet queries through a proxy's relay are tested in rot-proto's tests.
+//! cached bootstrap list; `servers` from a proxy's directory found through that list (a
+//! stand-in proxy); `balance` through the relay of a REAL rot-proxy found in the list, which
+//! must prove it holds the key the list names.
 #![cfg(feature = "cli")]
 
 use std::path::Path;
@@ -15,7 +14,7 @@ use axum::http::{StatusCode, Uri};
 use axum::routing::get;
 use rot_bootstrap::demo::{DemoSpec, create_demo_ring};
 use rot_bootstrap::{ProxyEntry, unix_now};
-use rot_harness::{AddressType, ChainView, Litecoind, RotServer};
+use rot_harness::{AddressType, ChainView, Litecoind, RotProxy, RotServer};
 use rot_proto::conformance::{Report, Verdict, check};
 use rot_proto::message::{BackendKind, DirectoryEntry, ServerStatus};
 use rot_proto::{Address, Coins, Hash256, Identity, Network};
@@ -387,4 +386,109 @@ async fn proxies_come_from_the_verified_cached_list_and_servers_from_the_directo
     let (code, _, err) = rot(&["proxies", "ltc-regtest", "--mirror", &mirror]).await;
     assert_eq!(code, 2);
     assert!(err.contains("--pins"), "{err}");
+}
+
+#[tokio::test]
+async fn balance_through_the_relay_of_the_proxy_the_list_names() {
+    let (node, wallet, miner, _direct) = node_and_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("proxy.key");
+    let proxy_key = Identity::load_or_generate(&key_file).unwrap().public_key();
+    let proxy = RotProxy::start_with(
+        None,
+        &[
+            ("ROT_PROXY_KEY_FILE", key_file.to_str().unwrap()),
+            ("ROT_PROXY_PROBE_INTERVAL_MS", "200"),
+        ],
+    )
+    .await
+    .unwrap();
+    let server = RotServer::start_with(
+        &node,
+        None,
+        &[("ROT_PROXIES", &proxy.url), ("ROT_HEARTBEAT_SECS", "1")],
+    )
+    .await
+    .unwrap();
+    let address = wallet.new_address(AddressType::Bech32).await.unwrap();
+    wallet.send_to(&address, 77_000_000).await.unwrap();
+    node.mine(1, &miner).await.unwrap();
+    server.wait_synced(&node, SYNC).await.unwrap();
+
+    // The list names the proxy under its real key; a second list names it under another.
+    let ring = |name: &str, key| {
+        create_demo_ring(
+            &dir.path().join(name),
+            &DemoSpec {
+                maintainers: 3,
+                threshold: 2,
+                proxies: vec![(
+                    "ltc-regtest".to_owned(),
+                    ProxyEntry {
+                        url: proxy.url.clone(),
+                        key,
+                        team: "CLI Team".to_owned(),
+                        contact: "cli@example.org".to_owned(),
+                    },
+                )],
+                valid_secs: 86_400,
+            },
+            unix_now(),
+        )
+        .unwrap()
+    };
+    let honest = ring("honest", proxy_key);
+    let wrong_key = ring("wrong-key", Identity::generate().unwrap().public_key());
+    let balance = |ring: &rot_bootstrap::demo::DemoRing| {
+        let list = ring.list_path.to_str().unwrap().to_owned();
+        let pins = ring.pins_path.to_str().unwrap().to_owned();
+        let cache = dir
+            .path()
+            .join(format!("{}.cache", ring.list.serial_hint()));
+        let address = address.clone();
+        let serve_list = list.clone();
+        async move {
+            // The list reaches the wallet from a plain mirror; the proxy is found in it.
+            let text = std::fs::read_to_string(&serve_list).unwrap();
+            let mirror = serve(
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                Router::new().route("/list.json", get(move || async move { text })),
+            )
+            .await;
+            rot(&[
+                "balance",
+                &address,
+                "--coin",
+                "ltc-regtest",
+                "--pins",
+                &pins,
+                "--mirror",
+                &format!("{mirror}/list.json"),
+                "--cache",
+                cache.to_str().unwrap(),
+            ])
+            .await
+        }
+    };
+
+    let started = std::time::Instant::now();
+    let out = loop {
+        let (code, out, err) = balance(&honest).await;
+        if code == 0 {
+            break out;
+        }
+        assert!(
+            started.elapsed() < SYNC,
+            "the relay never answered: {out}{err}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(out.contains("confirmed     0.77000000 LTC"), "{out}");
+    assert!(out.contains(&proxy.url), "the source is named: {out}");
+
+    let (code, out, err) = balance(&wrong_key).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("but the bootstrap list names"), "{err}");
+    server.stop().await;
+    proxy.stop().await;
 }

@@ -9,14 +9,16 @@
 //! What a call can check on its own, it checks: a header must hash to the block asked for,
 //! a raw transaction to its txid. Whether to believe the rest is the caller's business.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::esplora::{AddressStats, OutSpend, TxSummary, Utxo};
-use crate::message::{ChallengeAnswer, DirectoryEntry, Nonce, ServerInfo};
+use crate::message::{
+    ChallengeAnswer, CoinSummary, DirectoryEntry, Nonce, PeerEntry, PeersAnswer, ProxyInfo,
+    ServerInfo,
+};
 use crate::transport::{Answer, Transport};
 use crate::{
-    Address, BlockHeader, CoinProfile, Error, Hash256, MerkleProof, Network, PublicKey, Signed,
-    Transaction,
+    Address, BlockHeader, CoinProfile, Error, Hash256, MerkleProof, PublicKey, Signed, Transaction,
 };
 
 /// An answer and the server that gave it, when a proxy relayed the request and named it.
@@ -220,28 +222,6 @@ impl Esplora {
     }
 }
 
-/// One coin a proxy serves, as `GET /v1/coins` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CoinSummary {
-    /// The coin profile id, e.g. `ltc`.
-    pub id: String,
-    /// The ticker, e.g. `LTC`.
-    pub ticker: String,
-    /// The chain.
-    pub network: Network,
-    /// Hash of the chain's genesis block.
-    pub genesis_hash: Hash256,
-    /// Servers the proxy currently sends wallets to.
-    #[serde(default)]
-    pub healthy_servers: u64,
-    /// The tip most healthy servers report; absent without healthy servers.
-    #[serde(default)]
-    pub tip_height: Option<u64>,
-    /// Its hash.
-    #[serde(default)]
-    pub tip_hash: Option<Hash256>,
-}
-
 #[derive(Deserialize)]
 struct CoinsAnswer {
     coins: Vec<CoinSummary>,
@@ -298,6 +278,27 @@ impl Proxy {
         Ok(answer.json::<ServersAnswer>()?.servers)
     }
 
+    /// `GET /v1/info`: the proxy's signed account of itself. Verify it, and compare its key
+    /// with the one the bootstrap list names for this URL, before believing it.
+    pub async fn info(&self) -> Result<Signed<ProxyInfo>, Error> {
+        let answer = self
+            .transport
+            .get(&format!("{}/v1/info", self.base))
+            .await?
+            .success()?;
+        answer.json()
+    }
+
+    /// `GET /v1/peers`: the other proxies of the bootstrap list, as this one last saw them.
+    pub async fn peers(&self) -> Result<Vec<PeerEntry>, Error> {
+        let answer = self
+            .transport
+            .get(&format!("{}/v1/peers", self.base))
+            .await?
+            .success()?;
+        Ok(answer.json::<PeersAnswer>()?.peers)
+    }
+
     /// Its relay of the Esplora API for the coin of `profile`, at
     /// `{base}/v1/coins/{id}/esplora`.
     pub fn esplora(&self, profile: CoinProfile) -> Result<Esplora, Error> {
@@ -329,7 +330,7 @@ fn path_segment(coin_id: &str) -> Result<&str, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Coins;
+    use crate::{Coins, Network};
 
     #[test]
     fn base_urls_are_checked_and_normalized() {

@@ -46,9 +46,9 @@ pub use hash::Hash256;
 pub use identity::{Identity, PublicKey, Signature};
 pub use merkle::MerkleProof;
 pub use message::{
-    BackendKind, ChallengeAnswer, ChallengeRequest, Consequence, DirectoryEntry, ErrorBody,
-    ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Nonce, ProxyStanding,
-    ServerInfo, ServerStatus,
+    BackendKind, ChallengeAnswer, ChallengeRequest, CoinSummary, Consequence, DirectoryEntry,
+    ErrorBody, ErrorCode, ErrorDetail, Heartbeat, HeartbeatAck, Incident, IndexProgress, Nonce,
+    PeerEntry, PeersAnswer, ProxyInfo, ProxyStanding, ServerInfo, ServerStatus,
 };
 pub use mweb::{MwebBlock, MwebTx};
 pub use network::Network;

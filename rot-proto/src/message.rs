@@ -323,6 +323,87 @@ pub struct DirectoryEntry {
     pub url: Option<String>,
 }
 
+/// One coin a proxy serves, as `GET /v1/coins` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoinSummary {
+    /// The coin profile id, e.g. `ltc`, `ltc-regtest`.
+    pub id: String,
+    /// The ticker, e.g. `LTC`.
+    pub ticker: String,
+    /// The chain.
+    pub network: Network,
+    /// Hash of the chain's genesis block.
+    pub genesis_hash: Hash256,
+    /// Servers the proxy currently sends wallets to.
+    #[serde(default)]
+    pub healthy_servers: u64,
+    /// The tip most healthy servers report (ties: the higher); absent without healthy servers.
+    #[serde(default)]
+    pub tip_height: Option<u64>,
+    /// Its hash.
+    #[serde(default)]
+    pub tip_hash: Option<Hash256>,
+}
+
+/// A proxy's signed account of itself, served at `GET /v1/info`. Peers and wallets check that
+/// the key is the one the bootstrap list names for the URL they asked, then learn what the
+/// proxy serves and which list it holds (a higher serial than theirs is worth fetching from
+/// its `GET /v1/bootstrap`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyInfo {
+    /// The proxy's identity, as the bootstrap list names it.
+    pub proxy_key: PublicKey,
+    /// Implementation and version, e.g. `rot-proxy/0.1.0`.
+    pub software: String,
+    /// The protocol version the proxy speaks.
+    pub protocol_version: u64,
+    /// When this was signed (unix seconds).
+    pub time: u64,
+    /// The coins served, with their healthy server counts and agreed tips.
+    pub coins: Vec<CoinSummary>,
+    /// Serial of the newest valid bootstrap list the proxy holds, if any.
+    pub bootstrap_serial: Option<u64>,
+}
+
+impl SignedBody for ProxyInfo {
+    const TAG: &'static str = "rot/proxy-info";
+
+    fn claimed_signer(&self) -> Option<&PublicKey> {
+        Some(&self.proxy_key)
+    }
+}
+
+/// Another proxy of the bootstrap list as one proxy last saw it, so that a wallet that reaches
+/// one proxy can reach the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEntry {
+    /// Its base URL, from the list.
+    pub url: String,
+    /// Its key, from the list.
+    pub proxy_key: PublicKey,
+    /// The team operating it, from the list.
+    pub team: String,
+    /// How to reach its operators, from the list.
+    pub contact: String,
+    /// Whether its last answer was a valid info signed by the listed key.
+    pub reachable: bool,
+    /// Seconds since its last valid answer; absent if it never gave one.
+    pub last_seen_age_secs: Option<u64>,
+    /// What it serves, from its last valid answer.
+    pub coins: Vec<CoinSummary>,
+    /// The serial of the bootstrap list it holds, from its last valid answer.
+    pub bootstrap_serial: Option<u64>,
+    /// Why the last attempt failed, when it did.
+    pub error: Option<String>,
+}
+
+/// The body of `GET /v1/peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeersAnswer {
+    /// Every other proxy of the current bootstrap list, by URL.
+    pub peers: Vec<PeerEntry>,
+}
+
 /// What a proxy did about a failed check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,11 +18,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rot_proto::PublicKey;
 use rot_proto::message::{
     ChallengeAnswer, ChallengeRequest, Heartbeat, HeartbeatAck, ServerInfo, check_clock_skew,
 };
 use rot_proto::signed::{Signed, SignedBody};
+use rot_proto::{Hash256, PublicKey};
 use tokio::sync::Semaphore;
 
 use crate::Error;
@@ -212,6 +212,21 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// An accepted heartbeat: the ack for the server, and what it said.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The answer to the server.
+    pub ack: HeartbeatAck,
+    /// The server's key.
+    pub key: PublicKey,
+    /// The coin id it serves.
+    pub coin: String,
+    /// The heartbeat's tip height.
+    pub height: u64,
+    /// The heartbeat's tip hash.
+    pub tip_hash: Hash256,
+}
+
 /// Takes heartbeats: checks, the directory's rules, and admission when needed.
 #[derive(Debug)]
 pub struct Registrar {
@@ -246,12 +261,19 @@ impl Registrar {
         &self,
         signed: &Signed<Heartbeat>,
         client_ip: Option<IpAddr>,
-    ) -> Result<HeartbeatAck, Error> {
+    ) -> Result<Registered, Error> {
         let checked = self.directory.check(signed)?;
+        let registered = |ack: HeartbeatAck| Registered {
+            ack,
+            key: checked.key,
+            coin: checked.coin.clone(),
+            height: checked.beat.height,
+            tip_hash: checked.beat.tip_hash,
+        };
         let ticket = match self.directory.accept(&checked)? {
             Accepted::Ack(ack) => {
                 self.stats.count_accepted();
-                return Ok(ack);
+                return Ok(registered(ack));
             }
             Accepted::NeedsAdmission(ticket) => ticket,
         };
@@ -272,6 +294,6 @@ impl Registrar {
         let ack = self.directory.admit(ticket, &checked, &admitted)?;
         self.stats.count_accepted();
         self.stats.count_admitted();
-        Ok(ack)
+        Ok(registered(ack))
     }
 }

@@ -1,34 +1,89 @@
-//! The HTTP API: heartbeats from servers, the public read-only directory for wallets, and the
-//! operator view behind a bearer token. Handlers parse and check their input themselves (no
-//! extractor rejection ever reaches the client as plain text) and every failure becomes the
-//! shared error body in `error.rs`; a layer counts every refusal by reason.
+//! The HTTP API: heartbeats from servers, the public read-only directory and the Esplora
+//! relay for wallets, incidents for server operators (signed queries), and the operator view
+//! behind a bearer token. Handlers parse and check their input themselves (no extractor
+//! rejection ever reaches the client as plain text) and every failure becomes the shared
+//! error body in `error.rs`; a layer counts every refusal by reason.
+//!
+//! Every layer (CORS, body limits, per-IP limits, requests in flight, timeouts) is set up
+//! here, in [`app`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::body::{Body, Bytes};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::map_response_with_state;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{from_fn_with_state, map_response_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{BoxError, Json, Router};
 use rot_proto::PublicKey;
-use rot_proto::message::{Heartbeat, HeartbeatAck};
+use rot_proto::message::{Heartbeat, HeartbeatAck, PeersAnswer, ProxyInfo};
 use rot_proto::signed::Signed;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::Error;
 use crate::admission::Registrar;
-use crate::config::AdminToken;
+use crate::config::{AdminToken, RegisterRate};
 use crate::directory::{AdminServer, AdminServers, Ban, Directory, ServerRecord};
 use crate::error::Rejection;
+use crate::federation::Federation;
+use crate::incidents::{IncidentFilter, IncidentQuery, Incidents, IncidentsAnswer};
+use crate::limits::{RateLimiter, RelayLimitsLayer, client_ip};
+use crate::pool::{PoolView, Tip};
+use crate::relay::{Relay, SERVER_HEADER, TIP_HEADER, pin_from_headers};
 use crate::stats::{Stats, StatsAnswer};
+use crate::status::{Status, meter_relay};
+
+/// What the API serves from.
+#[derive(Debug)]
+pub struct Services {
+    /// The directory of servers.
+    pub directory: Arc<Directory>,
+    /// Takes heartbeats.
+    pub registrar: Registrar,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// The Esplora relay.
+    pub relay: Arc<Relay>,
+    /// The incident log.
+    pub incidents: Arc<Incidents>,
+    /// This proxy's identity, bootstrap list and peers.
+    pub federation: Arc<Federation>,
+    /// The status page and its charts.
+    pub status: Arc<Status>,
+}
+
+/// The API's access rules and limits, from configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Bearer token of the operator view; the view is off without one.
+    pub admin_token: Option<AdminToken>,
+    /// Largest body of heartbeats and operator requests.
+    pub max_body_bytes: usize,
+    /// Largest relayed request body.
+    pub relay_max_body_bytes: usize,
+    /// Per-IP budget of relayed requests.
+    pub relay_rate: RegisterRate,
+    /// Most relayed requests in flight.
+    pub relay_max_in_flight: usize,
+    /// Take the client IP from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Largest clock skew of signed incident queries, in seconds.
+    pub max_skew_secs: u64,
+}
 
 /// What every handler needs. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -38,40 +93,36 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Shared {
-    directory: Arc<Directory>,
-    registrar: Registrar,
-    stats: Arc<Stats>,
-    admin_token: Option<AdminToken>,
-    max_body_bytes: usize,
-    trust_forwarded_for: bool,
+    services: Services,
+    settings: ApiSettings,
 }
 
 impl AppState {
-    /// State over `directory`; heartbeats go through `registrar`, refusals are counted in
-    /// `stats`. The operator view is on when `admin_token` is set.
-    pub fn new(
-        directory: Arc<Directory>,
-        registrar: Registrar,
-        stats: Arc<Stats>,
-        admin_token: Option<AdminToken>,
-        max_body_bytes: usize,
-        trust_forwarded_for: bool,
-    ) -> Self {
+    /// State over `services` with `settings`.
+    pub fn new(services: Services, settings: ApiSettings) -> Self {
         Self {
-            inner: Arc::new(Shared {
-                directory,
-                registrar,
-                stats,
-                admin_token,
-                max_body_bytes,
-                trust_forwarded_for,
-            }),
+            inner: Arc::new(Shared { services, settings }),
         }
     }
 
     /// The directory served.
     pub fn directory(&self) -> &Arc<Directory> {
-        &self.inner.directory
+        &self.inner.services.directory
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.inner.services.relay
+    }
+
+    /// The incident log.
+    pub fn incidents(&self) -> &Arc<Incidents> {
+        &self.inner.services.incidents
+    }
+
+    /// This proxy's identity, bootstrap list and peers.
+    pub fn federation(&self) -> &Arc<Federation> {
+        &self.inner.services.federation
     }
 
     /// The body of a request, or why it could not be read.
@@ -79,7 +130,7 @@ impl AppState {
         body.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge {
-                    limit: self.inner.max_body_bytes,
+                    limit: self.inner.settings.max_body_bytes,
                 }
             } else {
                 Error::from(rejection)
@@ -88,15 +139,46 @@ impl AppState {
     }
 }
 
-/// The router of the whole API, with CORS open for GET (browser wallets), the body limit, the
-/// request timeout and the refusal counters.
-pub fn app(state: AppState, request_timeout: Duration) -> Router {
-    let stats = state.inner.stats.clone();
-    let body_limit = state.inner.max_body_bytes;
-    let router = Router::new()
+/// The router of the whole API with every layer: CORS open to browser wallets, body limits,
+/// per-IP limits and a cap on requests in flight for the relay, the request timeout and the
+/// refusal counters.
+pub fn app(state: AppState) -> Router {
+    let settings = &state.inner.settings;
+    let stats = state.inner.services.stats.clone();
+    let relay = ServiceBuilder::new()
+        .layer(RelayLimitsLayer::new(
+            RateLimiter::new(
+                "requests",
+                settings.relay_rate,
+                state.directory().clock().clone(),
+            ),
+            settings.relay_max_in_flight,
+            settings.trust_forwarded_for,
+        ))
+        // The relay bounds each attempt at a server itself (it retries within the time
+        // left); this bounds a wallet's whole wait for the answer's head.
+        .layer(HandleErrorLayer::new(|_: BoxError| async {
+            Error::Timeout
+        }))
+        .timeout(settings.request_timeout)
+        .service(RelayService {
+            state: state.clone(),
+        });
+    let api = Router::new()
+        .route("/", get(status_page))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/coins", get(coins))
+        .route("/v1/info", get(info))
+        .route("/v1/peers", get(peers))
+        .route("/v1/bootstrap", get(bootstrap))
         .route("/v1/coins/{coin}/servers", get(servers))
+        .route("/v1/coins/{coin}/incidents", get(public_incidents))
+        .route(
+            "/v1/coins/{coin}/servers/{key}/incidents",
+            post(own_incidents),
+        )
+        .route("/v1/admin/incidents", get(admin_incidents))
+        .route("/v1/admin/coins/{coin}/relay", get(admin_relay))
         .route("/v1/admin/coins/{coin}/servers", get(admin_servers))
         .route(
             "/v1/admin/servers/{key}",
@@ -105,18 +187,102 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/admin/bans", get(bans))
         .route("/v1/admin/bans/{key}", put(ban).delete(unban))
         .route("/v1/admin/stats", get(admin_stats))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit));
-    crate::error::with_timeout(router, request_timeout)
+        .with_state(state.clone());
+    let api = crate::error::with_timeout(api, settings.request_timeout);
+    Router::new()
+        .fallback_service(Dispatch { relay, api })
         .layer(map_response_with_state(stats, count_rejections))
+        .layer(from_fn_with_state(
+            state.inner.services.status.clone(),
+            meter_relay,
+        ))
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
-                .allow_methods([Method::GET])
-                .allow_headers([header::CONTENT_TYPE]),
+                .allow_methods([Method::GET, Method::HEAD, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, SERVER_HEADER])
+                .expose_headers([SERVER_HEADER, TIP_HEADER, header::RETRY_AFTER])
+                .max_age(Duration::from_secs(86_400)),
         )
+}
+
+/// Sends relay requests straight to the relay's stack and everything else to the API's
+/// router, so relayed requests skip routing and path-parameter decoding.
+#[derive(Debug, Clone)]
+struct Dispatch<R> {
+    relay: R,
+    api: Router,
+}
+
+/// A boxed answer.
+type Answering = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<R> Service<Request> for Dispatch<R>
+where
+    R: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    R::Future: Unpin + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<R::Future, Answering>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.relay.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if relay_target(request.uri().path()).is_some() {
+            Either::Left(self.relay.call(request))
+        } else {
+            Either::Right(Box::pin(self.api.clone().oneshot(request)))
+        }
+    }
+}
+
+/// One future or another, both answering.
+#[derive(Debug)]
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+impl<A, B> Future for Either<A, B>
+where
+    A: Future<Output = Result<Response, Infallible>> + Unpin,
+    B: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut *self {
+            Self::Left(future) => Pin::new(future).poll(cx),
+            Self::Right(future) => Pin::new(future).poll(cx),
+        }
+    }
+}
+
+/// The relay as a tower service, under the layers of [`app`].
+#[derive(Debug, Clone)]
+struct RelayService {
+    state: AppState,
+}
+
+impl Service<Request> for RelayService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answering;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { Ok(relay(state, request).await.into_response()) })
+    }
 }
 
 /// Counts every refusal by the reason its error attached.
@@ -139,29 +305,12 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
-        if state.inner.trust_forwarded_for
-            && let Some(forwarded) = last_forwarded_for(&parts.headers)
-        {
-            return Ok(Self(Some(forwarded)));
-        }
-        Ok(Self(peer))
+        Ok(Self(client_ip(
+            &parts.extensions,
+            &parts.headers,
+            state.inner.settings.trust_forwarded_for,
+        )))
     }
-}
-
-fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .next_back()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Proof that the request carries the operator's bearer token.
@@ -174,6 +323,7 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = state
             .inner
+            .settings
             .admin_token
             .as_ref()
             .ok_or(Error::AdminDisabled)?;
@@ -234,13 +384,170 @@ async fn heartbeat(
 ) -> Result<Json<HeartbeatAck>, Error> {
     let body = s.body(body)?;
     let signed: Signed<Heartbeat> = parse_json(&body, "heartbeat")?;
-    Ok(Json(s.inner.registrar.heartbeat(&signed, ip).await?))
+    let registered = s.inner.services.registrar.heartbeat(&signed, ip).await?;
+    let tip = Tip {
+        height: registered.height,
+        hash: registered.tip_hash,
+    };
+    s.relay().heard(&registered.coin, &registered.key, tip);
+    Ok(Json(registered.ack))
+}
+
+// --- relay ---
+
+/// Where a relay path points: `/v1/coins/{coin}/esplora/…` or
+/// `/v1/coins/{coin}/servers/{key}/esplora/…`. Returns the coin, the pinned key's text if
+/// any, and the offset in the raw (undecoded) path where the Esplora path starts.
+fn relay_target(path: &str) -> Option<(&str, Option<&str>, usize)> {
+    let rest = path.strip_prefix("/v1/coins/")?;
+    let (coin, rest) = rest.split_once('/')?;
+    let (pin, rest) = match rest.strip_prefix("servers/") {
+        Some(rest) => {
+            let (key, rest) = rest.split_once('/')?;
+            (Some(key), rest)
+        }
+        None => (None, rest),
+    };
+    let tail = rest.strip_prefix("esplora")?;
+    Some((coin, pin, path.len() - tail.len()))
+}
+
+/// Relays an Esplora request (routes `/v1/coins/{coin}/esplora/{*path}` and the pinned
+/// `/v1/coins/{coin}/servers/{key}/esplora/{*path}`), read from the raw path so nothing is
+/// decoded or copied on the way.
+async fn relay(s: AppState, request: Request) -> Result<Response<Body>, Error> {
+    let (coin, pin, offset) = relay_target(request.uri().path())
+        .ok_or_else(|| Error::NotFound("no such endpoint".into()))?;
+    let pin = match pin {
+        Some(key) => Some(parse_key(key)?),
+        None => pin_from_headers(request.headers())?,
+    };
+    let pool = if coin.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.relay().pool(&coin.to_ascii_lowercase())?
+    } else {
+        s.relay().pool(coin)?
+    }
+    .clone();
+    s.relay().forward(&pool, pin, offset, request).await
+}
+
+// --- incidents ---
+
+/// Query of the public incident list.
+#[derive(Debug, Deserialize)]
+struct PublicIncidentQuery {
+    #[serde(default)]
+    server: Option<PublicKey>,
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn public_incidents(
+    State(s): State<AppState>,
+    coin: Result<Path<String>, PathRejection>,
+    query: Result<Query<PublicIncidentQuery>, QueryRejection>,
+) -> Result<Json<IncidentsAnswer>, Error> {
+    let Path(coin) = coin?;
+    let Query(query) = query?;
+    let coin = coin.to_ascii_lowercase();
+    s.relay().pool(&coin)?;
+    let filter = IncidentFilter {
+        coin: Some(coin),
+        server: query.server,
+        after: query.after,
+        limit: query.limit,
+    };
+    Ok(Json(IncidentsAnswer {
+        incidents: s.incidents().list_public(&filter)?,
+    }))
+}
+
+async fn own_incidents(
+    State(s): State<AppState>,
+    params: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IncidentsAnswer>, Error> {
+    let Path((coin, key)) = params?;
+    let (coin, key) = (coin.to_ascii_lowercase(), parse_key(&key)?);
+    s.relay().pool(&coin)?;
+    let signed: Signed<IncidentQuery> = parse_json(&s.body(body)?, "signed incident query")?;
+    let now = s.directory().clock().now_secs();
+    let query = IncidentQuery::verify(&signed, &coin, &key, now, s.inner.settings.max_skew_secs)?;
+    let filter = IncidentFilter {
+        coin: Some(coin),
+        server: Some(key),
+        after: query.after,
+        limit: None,
+    };
+    Ok(Json(IncidentsAnswer {
+        incidents: s.incidents().list(&filter)?,
+    }))
+}
+
+async fn admin_incidents(
+    _: Operator,
+    State(s): State<AppState>,
+    query: Result<Query<IncidentFilter>, QueryRejection>,
+) -> Result<Json<IncidentsAnswer>, Error> {
+    let Query(mut filter) = query?;
+    filter.coin = filter.coin.map(|c| c.to_ascii_lowercase());
+    Ok(Json(IncidentsAnswer {
+        incidents: s.incidents().list(&filter)?,
+    }))
+}
+
+async fn admin_relay(
+    _: Operator,
+    State(s): State<AppState>,
+    coin: Result<Path<String>, PathRejection>,
+) -> Result<Json<PoolView>, Error> {
+    let Path(coin) = coin?;
+    Ok(Json(
+        s.relay().pool(&coin.to_ascii_lowercase())?.describe()?,
+    ))
 }
 
 // --- public directory ---
 
 async fn coins(State(s): State<AppState>) -> Result<Response, Error> {
-    Ok(json_bytes(s.inner.directory.coins_answer()?))
+    Ok(json_bytes(s.directory().coins_answer()?))
+}
+
+/// The status page; its inline style and script are the only ones it may run.
+async fn status_page(State(s): State<AppState>) -> Result<Response, Error> {
+    let page = s.inner.services.status.render()?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                     connect-src 'self'",
+                ),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        page,
+    )
+        .into_response())
+}
+
+async fn info(State(s): State<AppState>) -> Result<Json<Signed<ProxyInfo>>, Error> {
+    Ok(Json(s.federation().info()?))
+}
+
+async fn peers(State(s): State<AppState>) -> Json<PeersAnswer> {
+    Json(s.federation().peers())
+}
+
+async fn bootstrap(State(s): State<AppState>) -> Result<Response, Error> {
+    Ok(json_bytes(s.federation().bootstrap_list()?))
 }
 
 async fn servers(
@@ -249,9 +556,7 @@ async fn servers(
 ) -> Result<Response, Error> {
     let Path(coin) = coin?;
     Ok(json_bytes(
-        s.inner
-            .directory
-            .servers_answer(&coin.to_ascii_lowercase())?,
+        s.directory().servers_answer(&coin.to_ascii_lowercase())?,
     ))
 }
 
@@ -264,9 +569,7 @@ async fn admin_servers(
 ) -> Result<Json<AdminServers>, Error> {
     let Path(coin) = coin?;
     Ok(Json(
-        s.inner
-            .directory
-            .admin_servers(&coin.to_ascii_lowercase())?,
+        s.directory().admin_servers(&coin.to_ascii_lowercase())?,
     ))
 }
 
@@ -276,7 +579,7 @@ async fn admin_server(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AdminServer>, Error> {
     let Path(key) = key?;
-    Ok(Json(s.inner.directory.admin_server(&parse_key(&key)?)?))
+    Ok(Json(s.directory().admin_server(&parse_key(&key)?)?))
 }
 
 async fn forget_server(
@@ -285,11 +588,11 @@ async fn forget_server(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ServerRecord>, Error> {
     let Path(key) = key?;
-    Ok(Json(s.inner.directory.forget(&parse_key(&key)?)?))
+    Ok(Json(s.directory().forget(&parse_key(&key)?)?))
 }
 
 async fn bans(_: Operator, State(s): State<AppState>) -> Json<Vec<Ban>> {
-    Json(s.inner.directory.bans())
+    Json(s.directory().bans())
 }
 
 /// The body of `PUT /v1/admin/bans/{key}`.
@@ -307,7 +610,7 @@ async fn ban(
     let Path(key) = key?;
     let key = parse_key(&key)?;
     let request: BanRequest = parse_json(&s.body(body)?, "ban request")?;
-    Ok(Json(s.inner.directory.ban(key, &request.reason)?))
+    Ok(Json(s.directory().ban(key, &request.reason)?))
 }
 
 async fn unban(
@@ -316,11 +619,11 @@ async fn unban(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Ban>, Error> {
     let Path(key) = key?;
-    Ok(Json(s.inner.directory.unban(&parse_key(&key)?)?))
+    Ok(Json(s.directory().unban(&parse_key(&key)?)?))
 }
 
 async fn admin_stats(_: Operator, State(s): State<AppState>) -> Json<StatsAnswer> {
-    Json(s.inner.stats.answer(s.inner.directory.status_counts()))
+    Json(s.inner.services.stats.answer(s.directory().status_counts()))
 }
 
 #[cfg(test)]
@@ -331,10 +634,13 @@ mod tests {
     use crate::coin::Coins;
     use crate::config::RegisterRate;
     use crate::directory::{CoinsAnswer, Policy};
-    use crate::limits::RateLimiter;
+    use crate::outlier::OutlierRules;
+    use crate::pool::Pool;
+    use crate::relay::RelaySettings;
     use crate::store::Store;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{HeaderMap, Request};
+    use rot_proto::message::Consequence;
     use rot_proto::message::{BackendKind, ErrorBody};
     use rot_proto::{Hash256, Identity, Network};
     use serde_json::{Value, json};
@@ -346,6 +652,7 @@ mod tests {
         _dir: tempfile::TempDir,
         router: Router,
         clock: Clock,
+        incidents: Arc<Incidents>,
     }
 
     fn fixture() -> Fixture {
@@ -362,14 +669,17 @@ mod tests {
             max_servers_per_coin: 10,
             max_servers_per_addr: 2,
             publish_urls: false,
+            require_suite: true,
         };
         let directory =
-            Arc::new(Directory::open(store, vec![profile], policy, clock.clone()).unwrap());
+            Arc::new(Directory::open(store.clone(), vec![profile], policy, clock.clone()).unwrap());
+        let incidents = Arc::new(Incidents::open(store, clock.clone()).unwrap());
         let stats = Arc::new(Stats::default());
         let registrar = Registrar::new(
             directory.clone(),
             Admitter::new(Duration::from_secs(1), 60, clock.clone()).unwrap(),
             RateLimiter::new(
+                "registrations",
                 RegisterRate {
                     burst: 5,
                     per_minute: 1,
@@ -379,18 +689,73 @@ mod tests {
             4,
             stats.clone(),
         );
+        let rules = OutlierRules {
+            consecutive_failures: 3,
+            failure_percent: 50,
+            min_requests: 10,
+            window: Duration::from_secs(10),
+            base_ejection: Duration::from_secs(5),
+            max_ejection: Duration::from_secs(30),
+            max_ejected_percent: 50,
+        };
+        let pool = Arc::new(Pool::new(
+            "ltc-regtest",
+            directory.clone(),
+            incidents.clone(),
+            rules,
+            true,
+        ));
+        pool.rebuild().unwrap();
+        let relay = Relay::new(
+            [("ltc-regtest".to_owned(), pool)].into_iter().collect(),
+            RelaySettings {
+                attempt_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                max_body_bytes: 4096,
+                idle_per_server: 4,
+            },
+            clock.clone(),
+        )
+        .unwrap();
+        let federation = Arc::new(Federation::new(
+            Identity::from_seed([7; 32]),
+            directory.clone(),
+            clock.clone(),
+            60,
+        ));
         let state = AppState::new(
-            directory,
-            registrar,
-            stats,
-            Some(AdminToken::new(TOKEN).unwrap()),
-            2048,
-            false,
+            Services {
+                directory: directory.clone(),
+                registrar,
+                stats,
+                relay: Arc::new(relay),
+                incidents: incidents.clone(),
+                status: Arc::new(Status::new(
+                    directory.clone(),
+                    federation.clone(),
+                    clock.clone(),
+                )),
+                federation,
+            },
+            ApiSettings {
+                admin_token: Some(AdminToken::new(TOKEN).unwrap()),
+                max_body_bytes: 2048,
+                relay_max_body_bytes: 4096,
+                relay_rate: RegisterRate {
+                    burst: 1000,
+                    per_minute: 60_000,
+                },
+                relay_max_in_flight: 16,
+                trust_forwarded_for: false,
+                request_timeout: Duration::from_secs(5),
+                max_skew_secs: 60,
+            },
         );
         Fixture {
             _dir: dir,
-            router: app(state, Duration::from_secs(5)),
+            router: app(state),
             clock,
+            incidents,
         }
     }
 
@@ -555,6 +920,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_status_page_is_html_with_a_strict_policy() {
+        let f = fixture();
+        let response = f
+            .router
+            .clone()
+            .oneshot(request("GET", "/", ""))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert!(
+            headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'")
+        );
+        let page = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let page = String::from_utf8(page.to_vec()).unwrap();
+        assert!(page.contains("data-coin=\"ltc-regtest\""), "{page}");
+        assert!(page.contains("No server listed yet."), "{page}");
+        assert!(page.contains("No other proxy known."), "{page}");
+    }
+
+    #[tokio::test]
     async fn coins_lists_each_coin_served() {
         let f = fixture();
         let (status, _, body) = call(&f.router, request("GET", "/v1/coins", "")).await;
@@ -573,18 +965,180 @@ mod tests {
         assert_eq!(body, json!({"coin": "ltc-regtest", "servers": []}));
     }
 
+    #[tokio::test]
+    async fn the_relay_says_why_it_cannot_answer() {
+        let f = fixture();
+        // No server: 503 with Retry-After and the shared error body, naming no server.
+        let (status, headers, body) = call(
+            &f.router,
+            request("GET", "/v1/coins/ltc-regtest/esplora/blocks/tip/height", ""),
+        )
+        .await;
+        assert_error(status, &body, 503, "unavailable");
+        assert_eq!(headers[header::RETRY_AFTER], "2");
+        assert!(!headers.contains_key(SERVER_HEADER));
+        let (status, _, body) = call(
+            &f.router,
+            request("GET", "/v1/coins/doge/esplora/blocks/tip/height", ""),
+        )
+        .await;
+        assert_error(status, &body, 404, "not_found");
+        let (status, _, body) = call(
+            &f.router,
+            request("GET", "/v1/coins/ltc-regtest/esplora/a/../b", ""),
+        )
+        .await;
+        assert_error(status, &body, 400, "bad_request");
+        let (status, _, body) = call(
+            &f.router,
+            request("PUT", "/v1/coins/ltc-regtest/esplora/tx", ""),
+        )
+        .await;
+        assert_error(status, &body, 405, "method_not_allowed");
+        let (status, _, body) = call(
+            &f.router,
+            request(
+                "POST",
+                "/v1/coins/ltc-regtest/esplora/tx",
+                "ab".repeat(4096),
+            ),
+        )
+        .await;
+        assert_error(status, &body, 413, "payload_too_large");
+        // Pins: a key the coin does not list is unknown; a malformed one is refused.
+        let key = Identity::from_seed([9; 32]).public_key();
+        let (status, _, body) = call(
+            &f.router,
+            request(
+                "GET",
+                &format!("/v1/coins/ltc-regtest/servers/{key}/esplora/blocks/tip/height"),
+                "",
+            ),
+        )
+        .await;
+        assert_error(status, &body, 404, "not_found");
+        let mut pinned = request("GET", "/v1/coins/ltc-regtest/esplora/blocks/tip/height", "");
+        pinned
+            .headers_mut()
+            .insert(SERVER_HEADER, HeaderValue::from_static("xyz"));
+        let (status, _, body) = call(&f.router, pinned).await;
+        assert_error(status, &body, 400, "bad_request");
+    }
+
+    #[tokio::test]
+    async fn browsers_may_relay_and_read_the_server_headers() {
+        let f = fixture();
+        let preflight = Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/coins/ltc-regtest/esplora/tx")
+            .header(header::ORIGIN, "https://wallet.example")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "x-rot-server")
+            .body(Body::empty())
+            .unwrap();
+        let response = f.router.clone().oneshot(preflight).await.unwrap();
+        assert!(response.status().is_success());
+        let allowed = response.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(allowed.contains("POST"), "{allowed}");
+        let mut get = request("GET", "/v1/coins", "");
+        get.headers_mut().insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://w.example"),
+        );
+        let (_, headers, _) = call(&f.router, get).await;
+        let exposed = headers[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            exposed.contains("x-rot-server") && exposed.contains("x-rot-tip"),
+            "{exposed}"
+        );
+    }
+
+    #[tokio::test]
+    async fn evidence_goes_to_the_operator_and_the_server_not_to_wallets() {
+        let f = fixture();
+        let server = Identity::from_seed([5; 32]);
+        let key = server.public_key();
+        f.incidents
+            .record(
+                "ltc-regtest",
+                key,
+                "tip",
+                json!({"got": "a lie"}),
+                Consequence::Warning,
+            )
+            .unwrap();
+        let (status, _, public) = call(
+            &f.router,
+            request("GET", "/v1/coins/ltc-regtest/incidents", ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{public}");
+        assert_eq!(public["incidents"][0]["check"], "tip");
+        assert_eq!(public["incidents"][0]["evidence"], Value::Null);
+        let (_, _, operator) = call(
+            &f.router,
+            admin("GET", &format!("/v1/admin/incidents?server={key}"), ""),
+        )
+        .await;
+        assert_eq!(operator["incidents"][0]["evidence"]["got"], "a lie");
+        let (status, _, body) = call(&f.router, request("GET", "/v1/admin/incidents", "")).await;
+        assert_error(status, &body, 401, "unauthorized");
+        // The server's own operator, by a query signed with the server's key.
+        let query = |signer: &Identity, time: u64| {
+            serde_json::to_string(
+                &Signed::sign(
+                    signer,
+                    &IncidentQuery {
+                        coin: "ltc-regtest".into(),
+                        server_key: key,
+                        time,
+                        after: 0,
+                    },
+                )
+                .unwrap(),
+            )
+            .unwrap()
+        };
+        let path = format!("/v1/coins/ltc-regtest/servers/{key}/incidents");
+        let now = f.clock.now_secs();
+        let (status, _, own) = call(&f.router, request("POST", &path, query(&server, now))).await;
+        assert_eq!(status, StatusCode::OK, "{own}");
+        assert_eq!(own["incidents"][0]["evidence"]["got"], "a lie");
+        let (status, _, body) = call(
+            &f.router,
+            request("POST", &path, query(&server, now - 3600)),
+        )
+        .await;
+        assert_error(status, &body, 409, "stale");
+        let stranger = Identity::from_seed([6; 32]);
+        let (status, _, body) =
+            call(&f.router, request("POST", &path, query(&stranger, now))).await;
+        assert_error(status, &body, 401, "bad_signature");
+    }
+
     #[test]
-    fn forwarded_for_takes_the_last_hop_and_tokens_compare_fully() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
-        );
-        headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
+    fn relay_paths_name_coin_pin_and_esplora_path() {
+        let key = "ab".repeat(32);
+        let plain = "/v1/coins/ltc/esplora/address/x/utxo";
+        let (coin, pin, at) = relay_target(plain).unwrap();
+        assert_eq!((coin, pin, &plain[at..]), ("ltc", None, "/address/x/utxo"));
+        let pinned = format!("/v1/coins/LTC/servers/{key}/esplora/tx");
+        let (coin, pin, at) = relay_target(&pinned).unwrap();
         assert_eq!(
-            last_forwarded_for(&headers),
-            Some(IpAddr::from([3, 3, 3, 3]))
+            (coin, pin, &pinned[at..]),
+            ("LTC", Some(key.as_str()), "/tx")
         );
+        assert!(relay_target("/v1/coins/ltc/servers").is_none());
+    }
+
+    #[test]
+    fn tokens_compare_fully() {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret!"));

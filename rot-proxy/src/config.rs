@@ -14,6 +14,10 @@ use std::time::Duration;
 use rot_proto::Network;
 
 use crate::Error;
+use crate::outlier::OutlierRules;
+use crate::policy::Sanctions;
+use crate::probe::{CheckMode, CheckSettings};
+use crate::relay::RelaySettings;
 
 /// Default port of the proxy's HTTP API (rot-server's is 3002).
 pub const DEFAULT_PORT: u16 = 3003;
@@ -128,6 +132,38 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Timeout of one request to the API.
     pub request_timeout: Duration,
+    /// How the relay talks to servers.
+    pub relay: RelaySettings,
+    /// Per-IP budget of relayed requests (`per_minute` holds the per-second rate × 60).
+    pub relay_rate: RegisterRate,
+    /// Most relayed requests in flight at once; more are refused with 503.
+    pub relay_max_in_flight: usize,
+    /// Probes, conformance suites and cross-checks.
+    pub checks: CheckSettings,
+    /// Passive ejection of servers failing relayed requests.
+    pub outliers: OutlierRules,
+    /// Warnings and exclusions.
+    pub sanctions: Sanctions,
+    /// The proxy's identity key file, created on first start: the key the bootstrap list names
+    /// for this proxy, signing its `GET /v1/info`.
+    pub key_file: PathBuf,
+    /// Where the bootstrap list comes from; without it the proxy holds no list and knows no
+    /// peers.
+    pub bootstrap: Option<BootstrapSettings>,
+    /// How often the other proxies of the list are asked for their state.
+    pub peer_interval: Duration,
+}
+
+/// How the proxy follows the bootstrap list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapSettings {
+    /// JSON file of pinned maintainer keys: `{"threshold": k, "keys": ["hex", ...]}`.
+    pub pins_file: PathBuf,
+    /// URLs the list can be fetched from (mirrors, other proxies' `/v1/bootstrap`).
+    pub mirrors: Vec<String>,
+    /// A list file the maintainers hand to this proxy; re-read every peer round, so replacing
+    /// it publishes a new list through this proxy and from it to every peer.
+    pub list_file: Option<PathBuf>,
 }
 
 /// Command-line flags; each also reads its environment variable. Values left unset fall back
@@ -193,9 +229,100 @@ pub struct Args {
     /// Timeout of one API request in seconds [default: 30].
     #[arg(long, env = "ROT_PROXY_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "ROT_PROXY_LOG_JSON")]
-    pub log_json: bool,
+    /// Time limit of one relayed attempt at one server, in milliseconds [default: 10000].
+    #[arg(long, env = "ROT_PROXY_RELAY_TIMEOUT_MS")]
+    pub relay_timeout_ms: Option<String>,
+    /// Time limit of connecting to a server, in milliseconds [default: 1000].
+    #[arg(long, env = "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS")]
+    pub relay_connect_timeout_ms: Option<String>,
+    /// Largest relayed request body (a broadcast) in bytes [default: 2097152].
+    #[arg(long, env = "ROT_PROXY_RELAY_MAX_BODY_BYTES")]
+    pub relay_max_body_bytes: Option<String>,
+    /// Relayed requests per second one client IP regains [default: 50].
+    #[arg(long, env = "ROT_PROXY_RELAY_RATE_PER_SEC")]
+    pub relay_rate_per_sec: Option<String>,
+    /// Relayed requests one client IP may send at once [default: 200].
+    #[arg(long, env = "ROT_PROXY_RELAY_BURST")]
+    pub relay_burst: Option<String>,
+    /// Most relayed requests in flight; more get 503 [default: 4096].
+    #[arg(long, env = "ROT_PROXY_RELAY_MAX_IN_FLIGHT")]
+    pub relay_max_in_flight: Option<String>,
+    /// Idle keep-alive connections kept per server [default: 64].
+    #[arg(long, env = "ROT_PROXY_RELAY_IDLE_PER_SERVER")]
+    pub relay_idle_per_server: Option<String>,
+    /// What the proxy checks: full (probes, suites, cross-checks), health (probes only) or
+    /// off (heartbeats and relayed traffic only) [default: full].
+    #[arg(long, env = "ROT_PROXY_CHECKS")]
+    pub checks: Option<String>,
+    /// Pause between cheap probes (info: reachable, tip, latency), in ms [default: 2000].
+    #[arg(long, env = "ROT_PROXY_PROBE_INTERVAL_MS")]
+    pub probe_interval_ms: Option<String>,
+    /// Time limit of one probe, in ms [default: 2000].
+    #[arg(long, env = "ROT_PROXY_PROBE_TIMEOUT_MS")]
+    pub probe_timeout_ms: Option<String>,
+    /// Pause between full conformance suites of a server, in ms [default: 900000].
+    #[arg(long, env = "ROT_PROXY_SUITE_INTERVAL_MS")]
+    pub suite_interval_ms: Option<String>,
+    /// Suites running at once per coin [default: 2].
+    #[arg(long, env = "ROT_PROXY_SUITE_CONCURRENCY")]
+    pub suite_concurrency: Option<String>,
+    /// Time limit of one request of a suite or cross-check, in ms [default: 10000].
+    #[arg(long, env = "ROT_PROXY_CHECK_TIMEOUT_MS")]
+    pub check_timeout_ms: Option<String>,
+    /// Pause between cross-check rounds of a coin, in ms [default: 60000].
+    #[arg(long, env = "ROT_PROXY_CROSS_CHECK_INTERVAL_MS")]
+    pub cross_check_interval_ms: Option<String>,
+    /// Servers asked the same cross-check question [default: 5].
+    #[arg(long, env = "ROT_PROXY_CROSS_CHECK_SERVERS")]
+    pub cross_check_servers: Option<String>,
+    /// Relayed requests failing in a row that eject a server [default: 5].
+    #[arg(long, env = "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES")]
+    pub eject_consecutive_failures: Option<String>,
+    /// Percentage of failed relayed requests in a window that ejects a server [default: 50].
+    #[arg(long, env = "ROT_PROXY_EJECT_FAILURE_PERCENT")]
+    pub eject_failure_percent: Option<String>,
+    /// Requests a window needs before its failure rate counts [default: 20].
+    #[arg(long, env = "ROT_PROXY_EJECT_MIN_REQUESTS")]
+    pub eject_min_requests: Option<String>,
+    /// Length of the failure-rate window, in seconds [default: 30].
+    #[arg(long, env = "ROT_PROXY_EJECT_WINDOW_SECS")]
+    pub eject_window_secs: Option<String>,
+    /// First ejection, in seconds; doubled on each repeat [default: 10].
+    #[arg(long, env = "ROT_PROXY_EJECT_BASE_SECS")]
+    pub eject_base_secs: Option<String>,
+    /// Longest ejection, in seconds [default: 300].
+    #[arg(long, env = "ROT_PROXY_EJECT_MAX_SECS")]
+    pub eject_max_secs: Option<String>,
+    /// Largest share of a coin's servers ejected at once, in percent [default: 50].
+    #[arg(long, env = "ROT_PROXY_MAX_EJECTED_PERCENT")]
+    pub max_ejected_percent: Option<String>,
+    /// Warnings within the window that exclude a server [default: 3].
+    #[arg(long, env = "ROT_PROXY_WARNINGS_TO_EXCLUDE")]
+    pub warnings_to_exclude: Option<String>,
+    /// How long a warning counts, in seconds [default: 86400].
+    #[arg(long, env = "ROT_PROXY_WARNING_WINDOW_SECS")]
+    pub warning_window_secs: Option<String>,
+    /// First exclusion, in seconds; doubled on each repeat [default: 3600].
+    #[arg(long, env = "ROT_PROXY_EXCLUSION_BASE_SECS")]
+    pub exclusion_base_secs: Option<String>,
+    /// Longest exclusion, in seconds [default: 604800].
+    #[arg(long, env = "ROT_PROXY_EXCLUSION_MAX_SECS")]
+    pub exclusion_max_secs: Option<String>,
+    /// The proxy's identity key file, created on first start [default: DATA_DIR/identity.key].
+    #[arg(long, env = "ROT_PROXY_KEY_FILE")]
+    pub key_file: Option<String>,
+    /// Pinned maintainer keys of the bootstrap list (JSON file); enables /v1/bootstrap and peers.
+    #[arg(long, env = "ROT_BOOTSTRAP_PINS")]
+    pub bootstrap_pins: Option<String>,
+    /// Comma-separated URLs the bootstrap list is fetched from (mirrors, other proxies).
+    #[arg(long, env = "ROT_BOOTSTRAP_URLS")]
+    pub bootstrap_urls: Option<String>,
+    /// A bootstrap list file handed over by the maintainers, served and passed on to peers.
+    #[arg(long, env = "ROT_PROXY_BOOTSTRAP_FILE")]
+    pub bootstrap_file: Option<String>,
+    /// Seconds between rounds asking the other proxies of the list for their state [default: 60].
+    #[arg(long, env = "ROT_PROXY_PEER_INTERVAL_SECS")]
+    pub peer_interval_secs: Option<String>,
 }
 
 impl Args {
@@ -231,6 +358,52 @@ impl Args {
             ("ROT_PROXY_MAX_ADMISSIONS", &self.max_admissions),
             ("ROT_PROXY_TRUST_FORWARDED_FOR", &self.trust_forwarded_for),
             ("ROT_PROXY_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+            ("ROT_PROXY_RELAY_TIMEOUT_MS", &self.relay_timeout_ms),
+            (
+                "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS",
+                &self.relay_connect_timeout_ms,
+            ),
+            ("ROT_PROXY_RELAY_MAX_BODY_BYTES", &self.relay_max_body_bytes),
+            ("ROT_PROXY_RELAY_RATE_PER_SEC", &self.relay_rate_per_sec),
+            ("ROT_PROXY_RELAY_BURST", &self.relay_burst),
+            ("ROT_PROXY_RELAY_MAX_IN_FLIGHT", &self.relay_max_in_flight),
+            (
+                "ROT_PROXY_RELAY_IDLE_PER_SERVER",
+                &self.relay_idle_per_server,
+            ),
+            ("ROT_PROXY_CHECKS", &self.checks),
+            ("ROT_PROXY_PROBE_INTERVAL_MS", &self.probe_interval_ms),
+            ("ROT_PROXY_PROBE_TIMEOUT_MS", &self.probe_timeout_ms),
+            ("ROT_PROXY_SUITE_INTERVAL_MS", &self.suite_interval_ms),
+            ("ROT_PROXY_SUITE_CONCURRENCY", &self.suite_concurrency),
+            ("ROT_PROXY_CHECK_TIMEOUT_MS", &self.check_timeout_ms),
+            (
+                "ROT_PROXY_CROSS_CHECK_INTERVAL_MS",
+                &self.cross_check_interval_ms,
+            ),
+            ("ROT_PROXY_CROSS_CHECK_SERVERS", &self.cross_check_servers),
+            (
+                "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES",
+                &self.eject_consecutive_failures,
+            ),
+            (
+                "ROT_PROXY_EJECT_FAILURE_PERCENT",
+                &self.eject_failure_percent,
+            ),
+            ("ROT_PROXY_EJECT_MIN_REQUESTS", &self.eject_min_requests),
+            ("ROT_PROXY_EJECT_WINDOW_SECS", &self.eject_window_secs),
+            ("ROT_PROXY_EJECT_BASE_SECS", &self.eject_base_secs),
+            ("ROT_PROXY_EJECT_MAX_SECS", &self.eject_max_secs),
+            ("ROT_PROXY_MAX_EJECTED_PERCENT", &self.max_ejected_percent),
+            ("ROT_PROXY_WARNINGS_TO_EXCLUDE", &self.warnings_to_exclude),
+            ("ROT_PROXY_WARNING_WINDOW_SECS", &self.warning_window_secs),
+            ("ROT_PROXY_EXCLUSION_BASE_SECS", &self.exclusion_base_secs),
+            ("ROT_PROXY_EXCLUSION_MAX_SECS", &self.exclusion_max_secs),
+            ("ROT_PROXY_KEY_FILE", &self.key_file),
+            ("ROT_BOOTSTRAP_PINS", &self.bootstrap_pins),
+            ("ROT_BOOTSTRAP_URLS", &self.bootstrap_urls),
+            ("ROT_PROXY_BOOTSTRAP_FILE", &self.bootstrap_file),
+            ("ROT_PROXY_PEER_INTERVAL_SECS", &self.peer_interval_secs),
         ];
         for (key, value) in given {
             if let Some(value) = value {
@@ -309,6 +482,15 @@ fn seconds(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Du
     number(map, key, default, 1..=MAX_SECS).map(Duration::from_secs)
 }
 
+fn millis(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
+    number(map, key, default, 1..=MAX_SECS * 1000).map(Duration::from_millis)
+}
+
+/// A percentage setting (0 to 100).
+fn percent(map: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, Error> {
+    number(map, key, default, 0..=100)
+}
+
 fn flag(map: &BTreeMap<String, String>, key: &str) -> Result<bool, Error> {
     match get(map, key).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0" | "no" | "off") => Ok(false),
@@ -365,9 +547,9 @@ impl Config {
         let admin_token = get(map, "ROT_PROXY_ADMIN_TOKEN")
             .map(AdminToken::new)
             .transpose()?;
+        let data_dir = PathBuf::from(get(map, "ROT_PROXY_DATA_DIR").unwrap_or("./rot-proxy-data"));
         Ok(Self {
             listen,
-            data_dir: PathBuf::from(get(map, "ROT_PROXY_DATA_DIR").unwrap_or("./rot-proxy-data")),
             coins,
             coin_file: get(map, "ROT_PROXY_COIN_FILE").map(PathBuf::from),
             admin_token,
@@ -395,7 +577,111 @@ impl Config {
             max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1..=10_000)?,
             trust_forwarded_for: flag(map, "ROT_PROXY_TRUST_FORWARDED_FOR")?,
             request_timeout: seconds(map, "ROT_PROXY_REQUEST_TIMEOUT_SECS", 30)?,
+            relay: RelaySettings {
+                attempt_timeout: millis(map, "ROT_PROXY_RELAY_TIMEOUT_MS", 10_000)?,
+                connect_timeout: millis(map, "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS", 1_000)?,
+                max_body_bytes: number(
+                    map,
+                    "ROT_PROXY_RELAY_MAX_BODY_BYTES",
+                    2 << 20,
+                    1024..=1 << 30,
+                )?,
+                idle_per_server: number(map, "ROT_PROXY_RELAY_IDLE_PER_SERVER", 64, 1..=100_000)?,
+            },
+            relay_rate: RegisterRate {
+                burst: number(map, "ROT_PROXY_RELAY_BURST", 200, 1..=10_000_000)?,
+                per_minute: number::<u32>(map, "ROT_PROXY_RELAY_RATE_PER_SEC", 50, 1..=10_000_000)?
+                    .checked_mul(60)
+                    .ok_or_else(|| invalid("ROT_PROXY_RELAY_RATE_PER_SEC", "too large"))?,
+            },
+            relay_max_in_flight: number(
+                map,
+                "ROT_PROXY_RELAY_MAX_IN_FLIGHT",
+                4096,
+                1..=10_000_000,
+            )?,
+            checks: CheckSettings {
+                mode: match get(map, "ROT_PROXY_CHECKS")
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    None | Some("full") => CheckMode::Full,
+                    Some("health") => CheckMode::Health,
+                    Some("off") => CheckMode::Off,
+                    Some(other) => {
+                        return Err(invalid(
+                            "ROT_PROXY_CHECKS",
+                            format!("expected full, health or off, got {other:?}"),
+                        ));
+                    }
+                },
+                probe_interval: millis(map, "ROT_PROXY_PROBE_INTERVAL_MS", 2_000)?,
+                probe_timeout: millis(map, "ROT_PROXY_PROBE_TIMEOUT_MS", 2_000)?,
+                suite_interval: millis(map, "ROT_PROXY_SUITE_INTERVAL_MS", 900_000)?,
+                suite_concurrency: number(map, "ROT_PROXY_SUITE_CONCURRENCY", 2, 1..=1_000)?,
+                check_timeout: millis(map, "ROT_PROXY_CHECK_TIMEOUT_MS", 10_000)?,
+                cross_check_interval: millis(map, "ROT_PROXY_CROSS_CHECK_INTERVAL_MS", 60_000)?,
+                cross_check_servers: number(map, "ROT_PROXY_CROSS_CHECK_SERVERS", 5, 2..=100)?,
+                max_skew_secs: seconds(map, "ROT_PROXY_MAX_SKEW_SECS", 120)?.as_secs(),
+            },
+            outliers: OutlierRules {
+                consecutive_failures: number(
+                    map,
+                    "ROT_PROXY_EJECT_CONSECUTIVE_FAILURES",
+                    5,
+                    1..=1_000_000,
+                )?,
+                failure_percent: percent(map, "ROT_PROXY_EJECT_FAILURE_PERCENT", 50)?,
+                min_requests: number(map, "ROT_PROXY_EJECT_MIN_REQUESTS", 20, 1..=1_000_000)?,
+                window: seconds(map, "ROT_PROXY_EJECT_WINDOW_SECS", 30)?,
+                base_ejection: seconds(map, "ROT_PROXY_EJECT_BASE_SECS", 10)?,
+                max_ejection: seconds(map, "ROT_PROXY_EJECT_MAX_SECS", 300)?,
+                max_ejected_percent: percent(map, "ROT_PROXY_MAX_EJECTED_PERCENT", 50)?,
+            },
+            sanctions: Sanctions {
+                warnings_to_exclude: number(
+                    map,
+                    "ROT_PROXY_WARNINGS_TO_EXCLUDE",
+                    3,
+                    1..=1_000_000,
+                )?,
+                warning_window: seconds(map, "ROT_PROXY_WARNING_WINDOW_SECS", 86_400)?,
+                exclusion_base: seconds(map, "ROT_PROXY_EXCLUSION_BASE_SECS", 3_600)?,
+                exclusion_max: seconds(map, "ROT_PROXY_EXCLUSION_MAX_SECS", 604_800)?,
+            },
+            key_file: get(map, "ROT_PROXY_KEY_FILE")
+                .map_or_else(|| data_dir.join("identity.key"), PathBuf::from),
+            data_dir,
+            bootstrap: bootstrap_settings(map)?,
+            peer_interval: seconds(map, "ROT_PROXY_PEER_INTERVAL_SECS", 60)?,
         })
+    }
+}
+
+/// The bootstrap settings: pins are required as soon as any other bootstrap setting is given,
+/// since a list nobody's keys are pinned for cannot be checked.
+fn bootstrap_settings(map: &BTreeMap<String, String>) -> Result<Option<BootstrapSettings>, Error> {
+    let mirrors: Vec<String> = get(map, "ROT_BOOTSTRAP_URLS")
+        .map(|urls| {
+            urls.split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let list_file = get(map, "ROT_PROXY_BOOTSTRAP_FILE").map(PathBuf::from);
+    match get(map, "ROT_BOOTSTRAP_PINS") {
+        Some(pins) => Ok(Some(BootstrapSettings {
+            pins_file: PathBuf::from(pins),
+            mirrors,
+            list_file,
+        })),
+        None if mirrors.is_empty() && list_file.is_none() => Ok(None),
+        None => Err(invalid(
+            "ROT_BOOTSTRAP_PINS",
+            "required with ROT_BOOTSTRAP_URLS or ROT_PROXY_BOOTSTRAP_FILE: the maintainer keys to trust",
+        )),
     }
 }
 
@@ -431,6 +717,27 @@ mod tests {
         assert_eq!(cfg.max_skew, Duration::from_secs(120));
         assert!(!cfg.publish_urls);
         assert!(cfg.admin_token.is_none());
+        assert_eq!(cfg.checks.mode, CheckMode::Full);
+        assert_eq!(cfg.checks.probe_interval, Duration::from_secs(2));
+        assert_eq!(cfg.relay_rate.per_minute, 50 * 60);
+        assert_eq!(cfg.sanctions.warnings_to_exclude, 3);
+        assert_eq!(cfg.outliers.max_ejected_percent, 50);
+    }
+
+    #[test]
+    fn probe_timing_takes_milliseconds_for_fast_tests() {
+        let cfg = Config::from_map(&map(&[
+            ("ROT_PROXY_COINS", "LTC"),
+            ("ROT_PROXY_CHECKS", "Health"),
+            ("ROT_PROXY_PROBE_INTERVAL_MS", "150"),
+            ("ROT_PROXY_SUITE_INTERVAL_MS", "700"),
+            ("ROT_PROXY_EXCLUSION_BASE_SECS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.checks.mode, CheckMode::Health);
+        assert_eq!(cfg.checks.probe_interval, Duration::from_millis(150));
+        assert_eq!(cfg.checks.suite_interval, Duration::from_millis(700));
+        assert_eq!(cfg.sanctions.exclusion_base, Duration::from_secs(2));
     }
 
     #[test]
@@ -487,6 +794,10 @@ mod tests {
             "ROT_PROXY_STALE_SECS",
             "ROT_PROXY_MAX_SERVERS_PER_ADDR",
             "ROT_PROXY_REGISTER_BURST",
+            "ROT_PROXY_CHECKS",
+            "ROT_PROXY_PROBE_INTERVAL_MS",
+            "ROT_PROXY_RELAY_RATE_PER_SEC",
+            "ROT_PROXY_WARNINGS_TO_EXCLUDE",
         ] {
             assert!(help.contains(name), "--help lacks {name}");
         }
@@ -549,6 +860,24 @@ mod tests {
                     ("ROT_PROXY_MAX_HEARTBEAT_BYTES", "10"),
                 ],
                 "ROT_PROXY_MAX_HEARTBEAT_BYTES",
+            ),
+            (
+                vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_CHECKS", "some")],
+                "ROT_PROXY_CHECKS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_EJECT_FAILURE_PERCENT", "101"),
+                ],
+                "ROT_PROXY_EJECT_FAILURE_PERCENT",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_PROBE_INTERVAL_MS", "0"),
+                ],
+                "ROT_PROXY_PROBE_INTERVAL_MS",
             ),
         ] {
             let err = Config::from_map(&map(&pairs)).unwrap_err().to_string();

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
+pub use rot_proto::message::CoinSummary;
 use rot_proto::message::{BackendKind, DirectoryEntry, Heartbeat, HeartbeatAck, ServerStatus};
 use rot_proto::signed::Signed;
-use rot_proto::{Hash256, Network, PublicKey};
+use rot_proto::{Hash256, PublicKey};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,7 @@ use crate::Error;
 use crate::admission::Admitted;
 use crate::clock::Clock;
 use crate::coin::CoinProfile;
+use crate::policy::Standing;
 use crate::store::Store;
 
 /// Wallet answers are rebuilt at least this often (their ages are in whole seconds anyway).
@@ -83,6 +85,9 @@ pub struct ServerRecord {
     pub exclusions: u64,
     /// Heartbeats accepted.
     pub heartbeats: u64,
+    /// Where the server stands under the sanction rules (`policy.rs`).
+    #[serde(default)]
+    pub standing: Standing,
 }
 
 impl ServerRecord {
@@ -156,6 +161,9 @@ pub struct Policy {
     pub max_servers_per_addr: usize,
     /// Whether wallet answers include server URLs.
     pub publish_urls: bool,
+    /// Whether a newly admitted server must pass the conformance suite before wallets are
+    /// sent to it (off only when the proxy runs no checks).
+    pub require_suite: bool,
 }
 
 /// A heartbeat whose signature, coin and URL checked out, ready for the directory's rules.
@@ -205,25 +213,6 @@ pub struct PendingAdmission {
     pub url: String,
     /// When it started (unix milliseconds).
     pub started_ms: u64,
-}
-
-/// One coin as `GET /v1/coins` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CoinSummary {
-    /// The coin's id in URLs (`ltc`, `ltc-regtest`).
-    pub id: String,
-    /// Its ticker.
-    pub ticker: String,
-    /// Its network.
-    pub network: Network,
-    /// Hash of its genesis block.
-    pub genesis_hash: Hash256,
-    /// Admitted servers with a recent heartbeat.
-    pub healthy_servers: u64,
-    /// The tip most healthy servers report (ties: the higher); absent with no healthy server.
-    pub tip_height: Option<u64>,
-    /// Hash of that tip.
-    pub tip_hash: Option<Hash256>,
 }
 
 /// The body of `GET /v1/coins`.
@@ -277,6 +266,15 @@ pub struct StatusCounts {
     pub banned: u64,
     /// Admission under way.
     pub pending: u64,
+    /// Listed, a check failed recently.
+    #[serde(default)]
+    pub warned: u64,
+    /// Listed, excluded for a while.
+    #[serde(default)]
+    pub excluded: u64,
+    /// Listed, the conformance suite has not passed yet.
+    #[serde(default)]
+    pub checking: u64,
 }
 
 /// A listed server's directory entry, serialized with age 0 and split around the age's
@@ -542,20 +540,22 @@ impl Directory {
             if record.url.as_deref() == Some(checked.url.as_str()) {
                 // Overdue but not yet marked stale counts as resuming too: answers left it out.
                 let resumed = self.status_of(&inner, record, now_ms) != ServerStatus::Admitted;
+                let mut verdict = (ServerStatus::Admitted, None);
                 if let Some(record) = inner.servers.get_mut(&checked.key) {
                     // Updated in place (coin and address unchanged, so the cap tallies stay);
                     // if the write fails, memory is ahead of the disk, which only refuses more.
                     record.take_heartbeat(&checked.beat, now_ms);
                     record.status = ServerStatus::Admitted;
                     self.store.put_server(record)?;
+                    verdict = record.standing.verdict(now_ms);
                 }
                 if resumed {
                     tracing::info!(server_key = %checked.key, coin = %checked.coin, "server resumed heartbeats");
                     self.changed();
                 }
                 return Ok(Accepted::Ack(HeartbeatAck {
-                    status: ServerStatus::Admitted,
-                    reason: None,
+                    status: verdict.0,
+                    reason: verdict.1,
                     seq: checked.beat.seq,
                 }));
             }
@@ -616,6 +616,7 @@ impl Directory {
             warnings: 0,
             exclusions: 0,
             heartbeats: 0,
+            standing: Standing::default(),
         });
         // A stale holder of the URL loses it: the challenge just proved the URL is ours.
         if let Some(holder) = inner.urls.get(&checked.url).copied()
@@ -636,6 +637,12 @@ impl Directory {
         record.status = ServerStatus::Admitted;
         record.admitted_at = now_ms / 1000;
         record.observe_latency(admitted.latency_ms);
+        // A new server, or one at a new URL, proves itself before wallets are sent to it.
+        if self.policy.require_suite {
+            record.standing.require_suite();
+        } else {
+            record.standing.cleared_ms.get_or_insert(now_ms);
+        }
         self.store.put_server(&record)?;
         inner.urls.insert(checked.url.clone(), checked.key);
         inner.put(record);
@@ -703,6 +710,15 @@ impl Directory {
             ServerStatus::Stale
         } else {
             record.status
+        }
+    }
+
+    /// The status wallets and the operator see: [`Directory::status_of`], and for a listed
+    /// server its standing under the sanction rules (pending, warned, excluded).
+    fn listed_status(&self, inner: &Inner, record: &ServerRecord, now_ms: u64) -> ServerStatus {
+        match self.status_of(inner, record, now_ms) {
+            ServerStatus::Admitted => record.standing.status(now_ms),
+            other => other,
         }
     }
 
@@ -818,7 +834,7 @@ impl Directory {
 
     fn admin_view(&self, inner: &Inner, record: &ServerRecord, now_ms: u64) -> AdminServer {
         AdminServer {
-            status: self.status_of(inner, record, now_ms),
+            status: self.listed_status(inner, record, now_ms),
             last_heartbeat_age_secs: record.age_secs(now_ms),
             ban: inner.bans.get(&record.server_key).cloned(),
             record: record.clone(),
@@ -863,10 +879,13 @@ impl Directory {
             let Some(count) = counts.get_mut(&record.coin) else {
                 continue;
             };
-            match self.status_of(&inner, record, now_ms) {
+            match self.listed_status(&inner, record, now_ms) {
                 ServerStatus::Banned => count.banned += 1,
                 ServerStatus::Admitted => count.admitted += 1,
-                _ => count.stale += 1,
+                ServerStatus::Warned => count.warned += 1,
+                ServerStatus::Excluded => count.excluded += 1,
+                ServerStatus::Pending => count.checking += 1,
+                ServerStatus::Stale => count.stale += 1,
             }
         }
         for pending in inner.admitting.values() {
@@ -889,6 +908,21 @@ impl Directory {
     /// The serialized body of `GET /v1/coins`.
     pub fn coins_answer(self: &Arc<Self>) -> Result<Bytes, Error> {
         Ok(self.snapshot()?.coins.clone())
+    }
+
+    /// The coins as `GET /v1/coins` shows them, decoded (for the proxy's own info and status
+    /// page).
+    pub fn coin_summaries(self: &Arc<Self>) -> Result<Vec<CoinSummary>, Error> {
+        let answer: CoinsAnswer = serde_json::from_slice(&self.coins_answer()?)
+            .map_err(|e| Error::Corrupt(format!("the coins answer: {e}")))?;
+        Ok(answer.coins)
+    }
+
+    /// A coin's servers as `GET /v1/coins/{coin}/servers` shows them, decoded.
+    pub fn listed_servers(self: &Arc<Self>, coin: &str) -> Result<Vec<DirectoryEntry>, Error> {
+        let answer: ServersAnswer = serde_json::from_slice(&self.servers_answer(coin)?)
+            .map_err(|e| Error::Corrupt(format!("the servers answer: {e}")))?;
+        Ok(answer.servers)
     }
 
     /// The serialized body of `GET /v1/coins/{coin}/servers`.
@@ -960,10 +994,11 @@ impl Directory {
             let inner = self.lock();
             let generation = self.generation.load(Ordering::SeqCst);
             for record in inner.servers.values() {
-                let status = self.status_of(&inner, record, now_ms);
-                if status != ServerStatus::Admitted {
+                // Heartbeating and not banned: listed, with its standing.
+                if self.status_of(&inner, record, now_ms) != ServerStatus::Admitted {
                     continue;
                 }
+                let status = self.listed_status(&inner, record, now_ms);
                 let Some(listed) = cache.coins.get_mut(&record.coin) else {
                     continue;
                 };
@@ -986,13 +1021,17 @@ impl Directory {
         for (id, profile) in &self.coins {
             let listed = cache.coins.entry(id.clone()).or_default();
             listed.retain(|_, cached| cached.seen == stamp);
-            let tip = plurality_tip(listed.values().map(|cached| &cached.entry));
+            let serving = listed
+                .values()
+                .map(|cached| &cached.entry)
+                .filter(|e| is_serving(e.status));
+            let tip = plurality_tip(serving.clone());
             coins.push(CoinSummary {
                 id: id.clone(),
                 ticker: profile.ticker.clone(),
                 network: profile.network,
                 genesis_hash: profile.genesis_hash,
-                healthy_servers: listed.len() as u64,
+                healthy_servers: serving.count() as u64,
                 tip_height: tip.map(|(height, _)| height),
                 tip_hash: tip.map(|(_, hash)| hash),
             });
@@ -1033,6 +1072,32 @@ impl Directory {
     pub fn flush(&self) -> Result<(), Error> {
         self.store.flush()
     }
+
+    /// Changes the record of `key` with `change` (given the record and the time), stores it
+    /// and refreshes the wallet answers. `None` when the key is not known.
+    pub fn update_record<R>(
+        &self,
+        key: &PublicKey,
+        change: impl FnOnce(&mut ServerRecord, u64) -> R,
+    ) -> Result<Option<R>, Error> {
+        let now_ms = self.clock.now_millis();
+        let mut inner = self.lock();
+        let Some(record) = inner.servers.get_mut(key) else {
+            return Ok(None);
+        };
+        let result = change(record, now_ms);
+        self.store.put_server(record)?;
+        self.changed();
+        Ok(Some(result))
+    }
+
+    /// Folds a probe's round trip into the server's latency (kept in memory; stored with the
+    /// next heartbeat).
+    pub fn note_latency(&self, key: &PublicKey, sample_ms: u64) {
+        if let Some(record) = self.lock().servers.get_mut(key) {
+            record.observe_latency(sample_ms);
+        }
+    }
 }
 
 fn refuse_banned(inner: &Inner, key: &PublicKey) -> Result<(), Error> {
@@ -1043,6 +1108,11 @@ fn refuse_banned(inner: &Inner, key: &PublicKey) -> Result<(), Error> {
         }),
         None => Ok(()),
     }
+}
+
+/// Whether wallets are sent to a server of this status.
+fn is_serving(status: ServerStatus) -> bool {
+    matches!(status, ServerStatus::Admitted | ServerStatus::Warned)
 }
 
 /// The tip reported by the most servers, the higher one on a tie: one server claiming a far
@@ -1115,7 +1185,7 @@ pub async fn run_stale_marking(
 pub(crate) mod tests {
     use super::*;
     use crate::coin::Coins;
-    use rot_proto::Identity;
+    use rot_proto::{Identity, Network};
 
     const START: u64 = 1_800_000_000;
 
@@ -1140,6 +1210,7 @@ pub(crate) mod tests {
             warnings: 0,
             exclusions: 0,
             heartbeats: 3,
+            standing: Standing::default(),
         }
     }
 
@@ -1157,6 +1228,7 @@ pub(crate) mod tests {
             max_servers_per_coin: 3,
             max_servers_per_addr: 2,
             publish_urls: false,
+            require_suite: false,
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Json, Router};
@@ -133,9 +133,11 @@ pub enum Error {
     },
 
     // --- limits ---
-    /// The client IP started too many registrations.
-    #[error("too many registrations from {ip}; retry in {retry_after_secs}s")]
+    /// The client IP sent too many requests of a kind.
+    #[error("too many {what} from {ip}; retry in {retry_after_secs}s")]
     RateLimited {
+        /// What was limited (`registrations`, `requests`).
+        what: &'static str,
         /// The client IP.
         ip: IpAddr,
         /// When a registration is allowed again.
@@ -158,6 +160,48 @@ pub enum Error {
         addr: IpAddr,
         /// The cap.
         cap: usize,
+    },
+
+    /// More relayed requests are in flight than the proxy takes at once.
+    #[error("the proxy is overloaded; retry shortly")]
+    Overloaded,
+
+    // --- relay ---
+    /// No server can take the request now (none healthy, no agreed tip, none offering it).
+    #[error("no server of {coin} can answer now: {reason}")]
+    NoServer {
+        /// The coin id.
+        coin: String,
+        /// Why.
+        reason: String,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// The pinned server is listed but cannot take requests now.
+    #[error("server {key} cannot answer now: {reason}")]
+    ServerUnavailable {
+        /// The pinned key.
+        key: PublicKey,
+        /// Why.
+        reason: String,
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// The server(s) asked gave no answer.
+    #[error("server {key} gave no answer: {reason}")]
+    UpstreamFailed {
+        /// The last server asked.
+        key: PublicKey,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server(s) asked did not answer in time.
+    #[error("server {key} did not answer in time: {reason}")]
+    UpstreamTimeout {
+        /// The last server asked.
+        key: PublicKey,
+        /// What went wrong.
+        reason: String,
     },
 
     // --- operator view ---
@@ -221,7 +265,12 @@ impl Error {
             | Self::AdmissionInProgress(_)
             | Self::CoinFull { .. }
             | Self::AddressFull { .. } => ErrorCode::Conflict,
-            Self::AdmissionBusy => ErrorCode::Unavailable,
+            Self::AdmissionBusy
+            | Self::Overloaded
+            | Self::NoServer { .. }
+            | Self::ServerUnavailable { .. } => ErrorCode::Unavailable,
+            Self::UpstreamFailed { .. } => ErrorCode::BadGateway,
+            Self::UpstreamTimeout { .. } => ErrorCode::GatewayTimeout,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Config(_) | Self::Storage(_) | Self::Schema(_) | Self::Corrupt(_) => {
@@ -263,6 +312,11 @@ impl Error {
             Self::RateLimited { .. } => "rate_limited",
             Self::CoinFull { .. } => "coin_full",
             Self::AddressFull { .. } => "address_full",
+            Self::Overloaded => "overloaded",
+            Self::NoServer { .. } => "no_server",
+            Self::ServerUnavailable { .. } => "server_unavailable",
+            Self::UpstreamFailed { .. } => "upstream_failed",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::Unauthorized(_) => "unauthorized",
             Self::AdminDisabled => "admin_disabled",
             Self::Config(_) | Self::Storage(_) | Self::Schema(_) | Self::Corrupt(_) => "internal",
@@ -274,8 +328,15 @@ impl Error {
         match self {
             Self::RateLimited {
                 retry_after_secs, ..
+            }
+            | Self::NoServer {
+                retry_after_secs, ..
+            }
+            | Self::ServerUnavailable {
+                retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::AdmissionInProgress(_) | Self::AdmissionBusy => Some(5),
+            Self::Overloaded => Some(1),
             _ => None,
         }
     }
@@ -310,6 +371,12 @@ impl From<BytesRejection> for Error {
 
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
+        Self::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
         Self::BadRequest(rejection.body_text())
     }
 }
@@ -356,6 +423,7 @@ mod tests {
             ),
             (
                 Error::RateLimited {
+                    what: "registrations",
                     ip: IpAddr::from([127, 0, 0, 1]),
                     retry_after_secs: 7,
                 },
@@ -376,6 +444,7 @@ mod tests {
     #[test]
     fn response_carries_body_retry_after_and_label() {
         let response = Error::RateLimited {
+            what: "requests",
             ip: IpAddr::from([10, 0, 0, 1]),
             retry_after_secs: 42,
         }

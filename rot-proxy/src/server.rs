@@ -1,9 +1,11 @@
-//! Wiring of one rot-proxy: resolves the coins served, opens the directory, starts the
-//! stale-marking task, and serves the API on a listener until shutdown.
+//! Wiring of one rot-proxy: resolves the coins served, opens the directory and the incident
+//! log, starts the stale-marking task and one prober per coin, and serves the API (with the
+//! relay) on a listener until shutdown.
 //!
 //! Tests start proxies in-process through [`start`] on `127.0.0.1:0` (or [`start_with_clock`]
 //! to move time by hand); the binary calls [`run`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +14,24 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use rot_bootstrap::Follower;
+use rot_proto::Identity;
+
 use crate::Error;
 use crate::admission::{Admitter, Registrar};
-use crate::api::{AppState, app};
+use crate::api::{ApiSettings, AppState, Services, app};
 use crate::clock::Clock;
 use crate::coin::{CoinProfile, Coins};
 use crate::config::Config;
 use crate::directory::{self, Directory, Policy};
+use crate::federation::{Federation, Following};
+use crate::incidents::Incidents;
 use crate::limits::RateLimiter;
+use crate::pool::Pool;
+use crate::probe::{CheckMode, Prober};
+use crate::relay::Relay;
 use crate::stats::Stats;
+use crate::status::Status;
 use crate::store::Store;
 
 /// A running proxy: its state, the address it serves on, and its tasks.
@@ -70,6 +81,27 @@ pub fn served_coins(config: &Config) -> Result<Vec<CoinProfile>, Error> {
         .collect()
 }
 
+/// How the proxy follows the bootstrap list, when pins are configured.
+fn following(config: &Config) -> Result<Option<Following>, Error> {
+    let Some(settings) = &config.bootstrap else {
+        return Ok(None);
+    };
+    let follower = Follower::open(
+        &settings.pins_file,
+        settings.mirrors.clone(),
+        Some(config.data_dir.join("bootstrap-cache.json")),
+    )
+    .map_err(|e| Error::Config(format!("ROT_BOOTSTRAP_PINS: {e}")))?;
+    Ok(Some(Following {
+        follower,
+        list_file: settings.list_file.clone(),
+        interval: config.peer_interval,
+        timeout: config
+            .peer_interval
+            .clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    }))
+}
+
 /// How often overdue servers are marked stale: a few times per stale period.
 fn stale_check_interval(stale_after: Duration) -> Duration {
     (stale_after / 6).clamp(Duration::from_secs(1), Duration::from_secs(30))
@@ -107,8 +139,15 @@ pub async fn start_with_clock(
         max_servers_per_coin: config.max_servers_per_coin,
         max_servers_per_addr: config.max_servers_per_addr,
         publish_urls: config.publish_urls,
+        require_suite: config.checks.mode == CheckMode::Full,
     };
-    let directory = Arc::new(Directory::open(store, coins, policy, clock.clone())?);
+    let directory = Arc::new(Directory::open(
+        store.clone(),
+        coins.clone(),
+        policy,
+        clock.clone(),
+    )?);
+    let incidents = Arc::new(Incidents::open(store, clock.clone())?);
     let stats = Arc::new(Stats::default());
     let registrar = Registrar::new(
         directory.clone(),
@@ -117,17 +156,73 @@ pub async fn start_with_clock(
             config.max_skew.as_secs(),
             clock.clone(),
         )?,
-        RateLimiter::new(config.register_rate, clock),
+        RateLimiter::new("registrations", config.register_rate, clock.clone()),
         config.max_admissions,
         stats.clone(),
     );
-    let state = AppState::new(
+    let checks_http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("rot-proxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+    let mut pools = BTreeMap::new();
+    let mut probers = Vec::new();
+    for profile in &coins {
+        let pool = Arc::new(Pool::new(
+            &profile.id(),
+            directory.clone(),
+            incidents.clone(),
+            config.outliers.clone(),
+            config.checks.mode != CheckMode::Off,
+        ));
+        pool.rebuild()?;
+        pools.insert(profile.id(), pool.clone());
+        probers.push(Arc::new(Prober::new(
+            pool,
+            profile.clone(),
+            incidents.clone(),
+            config.sanctions.clone(),
+            config.checks.clone(),
+            checks_http.clone(),
+        )));
+    }
+    let relay = Arc::new(Relay::new(pools, config.relay.clone(), clock.clone())?);
+    let identity = Identity::load_or_generate(&config.key_file)?;
+    tracing::info!(proxy_key = %identity.public_key(), "identity loaded");
+    let federation = Arc::new(Federation::new(
+        identity,
         directory.clone(),
-        registrar,
-        stats,
-        config.admin_token.clone(),
-        config.max_heartbeat_bytes,
-        config.trust_forwarded_for,
+        clock.clone(),
+        config.max_skew.as_secs(),
+    ));
+    let following = following(&config)?;
+    let status = Arc::new(Status::new(
+        directory.clone(),
+        federation.clone(),
+        clock.clone(),
+    ));
+    let state = AppState::new(
+        Services {
+            directory: directory.clone(),
+            registrar,
+            stats,
+            relay,
+            incidents,
+            federation: federation.clone(),
+            status: status.clone(),
+        },
+        ApiSettings {
+            admin_token: config.admin_token.clone(),
+            max_body_bytes: config.max_heartbeat_bytes,
+            relay_max_body_bytes: config.relay.max_body_bytes,
+            relay_rate: config.relay_rate,
+            relay_max_in_flight: config.relay_max_in_flight,
+            trust_forwarded_for: config.trust_forwarded_for,
+            request_timeout: config.request_timeout,
+            max_skew_secs: config.max_skew.as_secs(),
+        },
     );
     let addr = listener
         .local_addr()
@@ -138,7 +233,14 @@ pub async fn start_with_clock(
         stale_check_interval(config.stale_after),
         shutdown.clone(),
     ))];
-    let router = app(state.clone(), config.request_timeout);
+    for prober in probers {
+        tasks.push(tokio::spawn(prober.run(shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(status.run(shutdown.clone())));
+    if let Some(following) = following {
+        tasks.push(tokio::spawn(federation.run(following, shutdown.clone())));
+    }
+    let router = app(state.clone());
     tasks.push(tokio::spawn(async move {
         // No Nagle delay: small answers (acks, errors) go out at once, also when pipelined.
         let listener = listener.tap_io(|tcp| {

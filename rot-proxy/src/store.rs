@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use rot_proto::PublicKey;
+use rot_proto::{Incident, PublicKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Tree;
@@ -24,6 +24,10 @@ const META: &str = "meta";
 const SERVERS: &str = "servers";
 /// server key (32 bytes) → [`Ban`] as JSON.
 const BANS: &str = "bans";
+/// incident id (8 bytes, big-endian) → [`Incident`] as JSON; append-only.
+const INCIDENTS: &str = "incidents";
+/// server key (32 bytes) ‖ incident id (8 bytes, big-endian) → nothing: a server's incidents.
+const INCIDENTS_BY_SERVER: &str = "incidents_by_server";
 
 const KEY_SCHEMA: &[u8] = b"schema_version";
 
@@ -38,16 +42,18 @@ pub struct Store {
     db: sled::Db,
     servers: Tree,
     bans: Tree,
+    incidents: Tree,
+    incidents_by_server: Tree,
 }
 
 impl Store {
     /// Opens (or creates) the database at `path`, refusing one of another schema version.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(FLUSH_EVERY_MS))
-            .open()?;
+            .flush_every_ms(Some(FLUSH_EVERY_MS));
+        let db = open_when_unlocked(&config)?;
         let meta = db.open_tree(META)?;
         let servers = db.open_tree(SERVERS)?;
         let bans = db.open_tree(BANS)?;
@@ -70,7 +76,13 @@ impl Store {
                 )));
             }
         }
-        Ok(Self { db, servers, bans })
+        Ok(Self {
+            incidents: db.open_tree(INCIDENTS)?,
+            incidents_by_server: db.open_tree(INCIDENTS_BY_SERVER)?,
+            db,
+            servers,
+            bans,
+        })
     }
 
     /// Every stored server.
@@ -110,6 +122,84 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Appends an incident under its id (never overwriting one).
+    pub fn append_incident(&self, incident: &Incident) -> Result<(), Error> {
+        let id = incident.id.to_be_bytes();
+        let bytes = serde_json::to_vec(incident).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if self
+            .incidents
+            .compare_and_swap(id, None as Option<&[u8]>, Some(bytes))?
+            .is_err()
+        {
+            return Err(Error::Corrupt(format!(
+                "incident {} exists already",
+                incident.id
+            )));
+        }
+        let mut index = incident.server_key.as_bytes().to_vec();
+        index.extend_from_slice(&id);
+        self.incidents_by_server.insert(index, &[])?;
+        Ok(())
+    }
+
+    /// The highest incident id stored.
+    pub fn last_incident_id(&self) -> Result<Option<u64>, Error> {
+        Ok(self.incidents.last()?.map(|(key, _)| id_of(&key)))
+    }
+
+    /// Up to `limit` incidents with ids above `after`, of `server` only if given, oldest
+    /// first, kept if `keep` says so.
+    pub fn incidents(
+        &self,
+        server: Option<&PublicKey>,
+        after: u64,
+        limit: usize,
+        keep: impl Fn(&Incident) -> bool,
+    ) -> Result<Vec<Incident>, Error> {
+        let start = after.saturating_add(1).to_be_bytes();
+        let ids: Box<dyn Iterator<Item = Result<u64, Error>>> = match server {
+            None => Box::new(
+                self.incidents
+                    .range(start..)
+                    .map(|item| Ok(id_of(&item?.0))),
+            ),
+            Some(key) => {
+                let mut from = key.as_bytes().to_vec();
+                from.extend_from_slice(&start);
+                Box::new(
+                    self.incidents_by_server
+                        .range(from..)
+                        .take_while(|item| {
+                            item.as_ref()
+                                .map_or(true, |(k, _)| k.starts_with(key.as_bytes()))
+                        })
+                        .map(|item| Ok(id_of(&item?.0[32..]))),
+                )
+            }
+        };
+        let mut found = Vec::new();
+        for id in ids {
+            if found.len() >= limit {
+                break;
+            }
+            let id = id?;
+            let Some(bytes) = self.incidents.get(id.to_be_bytes())? else {
+                continue;
+            };
+            let incident: Incident = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt(format!("incident {id}: {e}")))?;
+            if keep(&incident) {
+                found.push(incident);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An incident id from its big-endian key (0 for a malformed key, which is never written).
+fn id_of(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes)
 }
 
 fn put<T: Serialize>(tree: &Tree, key: &PublicKey, value: &T) -> Result<(), Error> {
@@ -132,6 +222,25 @@ fn hex_or_number(bytes: &[u8]) -> String {
     match <[u8; 4]>::try_from(bytes) {
         Ok(be) => u32::from_be_bytes(be).to_string(),
         Err(_) => format!("0x{}", hex::encode(bytes)),
+    }
+}
+
+/// Opens the database, waiting a little while another handle of this process still holds
+/// its lock: sled's background flusher keeps a dropped database locked for a moment, so a
+/// restart in the same process (tests, the demo ring) could otherwise fail.
+fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match config.open() {
+            // sled reports the lock as `Other` with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            opened => return Ok(opened?),
+        }
     }
 }
 
@@ -163,6 +272,19 @@ mod tests {
         store.remove_ban(&ban.server_key).unwrap();
         assert!(store.servers().unwrap().is_empty());
         assert!(store.bans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reopen_waits_for_a_handle_being_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let first = Store::open(&path).unwrap();
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        Store::open(&path).unwrap();
+        dropper.join().unwrap();
     }
 
     #[test]

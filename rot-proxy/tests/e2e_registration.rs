@@ -4,9 +4,9 @@
 //! when stopped and comes back; the directory survives a proxy restart; replays and borrowed
 //! URLs signed with real keys are refused.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rot_harness::{AddressType, ApiClient, Litecoind, RotProxy, RotServer};
+use rot_harness::{AddressType, ApiClient, Litecoind, RotProxy, RotServer, eventually};
 use rot_proto::{Heartbeat, Identity, Signed};
 use serde_json::Value;
 
@@ -18,22 +18,6 @@ async fn entry(proxy: &ApiClient, key: &str) -> Option<Value> {
     let reply = proxy.get(&format!("/v1/coins/{COIN}/servers")).await.ok()?;
     let servers = reply.json().ok()?["servers"].as_array()?.clone();
     servers.into_iter().find(|s| s["server_key"] == key)
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn server_key(server: &RotServer) -> String {
@@ -86,7 +70,7 @@ async fn a_real_server_registers_follows_tips_goes_stale_and_survives_a_proxy_re
     let key = server_key(&server).await;
 
     // Admitted after the challenge, at the node's tip.
-    let listed = eventually("the server to be admitted", || async {
+    let listed = eventually("the server to be admitted", WAIT, || async {
         entry(&proxy_api, &key)
             .await
             .filter(|e| e["status"] == "admitted" && e["height"] == 101)
@@ -101,7 +85,7 @@ async fn a_real_server_registers_follows_tips_goes_stale_and_survives_a_proxy_re
     );
 
     // The server shows its standing at the proxy.
-    eventually("the server to see its standing", || async {
+    eventually("the server to see its standing", WAIT, || async {
         let info = server.api().get_json("/rot/v1/info").await.ok()?;
         let proxies = info["body"]["proxies"].as_array()?.clone();
         proxies
@@ -113,7 +97,7 @@ async fn a_real_server_registers_follows_tips_goes_stale_and_survives_a_proxy_re
 
     // A new block reaches the directory through the heartbeat on the new tip.
     node.mine(1, &miner).await.unwrap();
-    eventually("the directory to show the new tip", || async {
+    eventually("the directory to show the new tip", WAIT, || async {
         entry(&proxy_api, &key).await.filter(|e| e["height"] == 102)
     })
     .await;
@@ -159,14 +143,14 @@ async fn a_real_server_registers_follows_tips_goes_stale_and_survives_a_proxy_re
     // Stopped, the server goes stale and leaves the answers; restarted, it comes back with
     // sequence numbers above the ones the proxy saw.
     server.stop().await;
-    eventually("the server to go stale", || async {
+    eventually("the server to go stale", WAIT, || async {
         entry(&proxy_api, &key).await.is_none().then_some(())
     })
     .await;
     let server = RotServer::start_with(&node, Some(server_dir.path().to_owned()), &settings)
         .await
         .unwrap();
-    eventually("the restarted server to be listed again", || async {
+    eventually("the restarted server to be listed again", WAIT, || async {
         entry(&proxy_api, &key)
             .await
             .filter(|e| e["status"] == "admitted")

@@ -1,4 +1,5 @@
-//! Bad input for every route of the rot-proxy API (heartbeat, public directory, operator view),
+//! Bad input for every route of the rot-proxy API (heartbeat, public directory, incidents,
+//! the relay to servers, operator view),
 //! driven in-process (`tower::ServiceExt::oneshot`) through the real router of a proxy started
 //! as in production (LTC regtest, operator token set, forwarded-for trusted so that the
 //! `X-Forwarded-For` header is input too).
@@ -16,13 +17,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{Method, Request, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::get;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -32,11 +32,13 @@ use rot_harness::fuzz::{
 };
 use rot_proto::canonical::MAX_INTEGER;
 use rot_proto::message::{
-    BackendKind, ChallengeAnswer, ChallengeRequest, Heartbeat, IndexProgress, ServerInfo,
+    BackendKind, ChallengeAnswer, ChallengeRequest, ErrorBody, ErrorCode, Heartbeat, IndexProgress,
+    ServerInfo,
 };
 use rot_proto::{Coins, Hash256, Identity, Network, Signed};
 use rot_proxy::clock::Clock;
 use rot_proxy::config::Config;
+use rot_proxy::incidents::IncidentQuery;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +95,13 @@ async fn spawn_server(identity: Identity, stop: &CancellationToken) -> String {
     let app = Router::new()
         .route("/rot/v1/challenge", get(challenge))
         .route("/rot/v1/info", get(info))
+        .fallback(|| async {
+            let body = ErrorBody::new(
+                ErrorCode::NotFound,
+                "this test server only answers callbacks",
+            );
+            (StatusCode::NOT_FOUND, Json(body))
+        })
         .with_state(Arc::new(identity));
     let stop = stop.clone();
     tokio::spawn(async move {
@@ -234,6 +243,56 @@ fn coin_segment() -> impl Strategy<Value = String> {
     ]
 }
 
+/// The query of the incident listings: known fields with valid or broken values.
+fn incident_query(world: &World) -> impl Strategy<Value = String> + use<> {
+    let field = prop_oneof![
+        "(after|limit)=[0-9]{1,25}",
+        prop::sample::select(world.keys.clone()).prop_map(|k| format!("server={k}")),
+        "(server|coin|after|limit)=[a-z0-9%-]{0,12}",
+        prop::collection::vec(any::<u8>(), 0..20)
+            .prop_map(|b| format!("after={}", percent_encode(&b))),
+    ];
+    prop::collection::vec(field, 0..4).prop_map(|fields| {
+        if fields.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", fields.join("&"))
+        }
+    })
+}
+
+/// What a wallet asks through the relay: real Esplora paths, traversal attempts, garbage.
+fn esplora_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec![
+            "/blocks/tip/height", "/blocks/tip/hash", "/mempool/txids", "/fee-estimates",
+            "/../v1/admin/stats", "/a/../b", "/%2e%2e/x", "", "/",
+        ])
+        .prop_map(String::from),
+        1 => path_garbage().prop_map(|g| format!("/tx/{g}")),
+    ]
+}
+
+/// A server's signed question for its own incidents, valid or broken.
+fn signed_incident_query(world: &World) -> impl Strategy<Value = Vec<u8>> + use<> {
+    let now = world.now;
+    (
+        0..SERVERS,
+        mostly("ltc-regtest".to_owned(), "[a-z-]{0,12}"),
+        mostly(now, 0..=MAX_INTEGER),
+        0..=MAX_INTEGER,
+    )
+        .prop_map(|(signer, coin, time, after)| {
+            let query = IncidentQuery {
+                coin,
+                server_key: identity(signer).public_key(),
+                time,
+                after,
+            };
+            serde_json::to_vec(&Signed::sign(&identity(signer), &query).unwrap()).unwrap()
+        })
+}
+
 /// A request to one of the routes (or a stray path), with operator credentials or not.
 fn request(
     world: &World,
@@ -241,8 +300,17 @@ fn request(
     // Each route with the method it serves (the first one when it serves several).
     let route = prop_oneof![
         4 => Just((Method::POST, "/v1/heartbeat".to_owned())),
-        1 => Just((Method::GET, "/v1/coins".to_owned())),
+        1 => prop::sample::select(vec!["/", "/v1/coins", "/v1/info", "/v1/peers", "/v1/bootstrap"])
+            .prop_map(|p| (Method::GET, p.to_owned())),
         1 => coin_segment().prop_map(|c| (Method::GET, format!("/v1/coins/{c}/servers"))),
+        1 => (coin_segment(), incident_query(world))
+            .prop_map(|(c, q)| (Method::GET, format!("/v1/coins/{c}/incidents{q}"))),
+        2 => (coin_segment(), key_segment(world))
+            .prop_map(|(c, k)| (Method::POST, format!("/v1/coins/{c}/servers/{k}/incidents"))),
+        2 => (coin_segment(), esplora_path())
+            .prop_map(|(c, p)| (Method::GET, format!("/v1/coins/{c}/esplora{p}"))),
+        1 => incident_query(world).prop_map(|q| (Method::GET, format!("/v1/admin/incidents{q}"))),
+        1 => coin_segment().prop_map(|c| (Method::GET, format!("/v1/admin/coins/{c}/relay"))),
         1 => coin_segment().prop_map(|c| (Method::GET, format!("/v1/admin/coins/{c}/servers"))),
         1 => key_segment(world).prop_map(|k| (Method::GET, format!("/v1/admin/servers/{k}"))),
         1 => key_segment(world).prop_map(|k| (Method::DELETE, format!("/v1/admin/servers/{k}"))),
@@ -267,6 +335,7 @@ fn request(
     ];
     let body = prop_oneof![
         2 => heartbeat_body(world),
+        1 => signed_incident_query(world),
         1 => mutated_text(vec![r#"{"reason":"fuzzing"}"#.to_owned()]).prop_map(String::into_bytes),
         1 => Just(Vec::new()),
     ];
@@ -319,7 +388,7 @@ fn every_route_answers_client_garbage_with_a_4xx_and_the_shared_body() {
         };
         (world, running)
     });
-    let router = rot_proxy::api::app(running.state.clone(), Duration::from_secs(30));
+    let router = rot_proxy::api::app(running.state.clone());
 
     let accepted_heartbeats = std::sync::atomic::AtomicUsize::new(0);
     let mut runner = TestRunner::new(config(2 * DEFAULT_CASES));
@@ -340,8 +409,18 @@ fn every_route_answers_client_garbage_with_a_4xx_and_the_shared_body() {
                 return Ok(()); // Not a request a client could send.
             };
             let heartbeat = request.uri().path() == "/v1/heartbeat";
+            // The relay depends on servers being up: it may answer that none is.
+            let unavailable: &[StatusCode] = if request.uri().path().contains("/esplora") {
+                &[
+                    StatusCode::BAD_GATEWAY,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::GATEWAY_TIMEOUT,
+                ]
+            } else {
+                &[]
+            };
             let status = runtime
-                .block_on(check_client_answer(&router, request))
+                .block_on(check_client_answer(&router, request, unavailable))
                 .map_err(TestCaseError::fail)?;
             if heartbeat && status.is_success() {
                 accepted_heartbeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -130,6 +130,8 @@ impl Proxy {
             ("ROT_PROXY_STALE_SECS", STALE_SECS.to_string()),
             ("ROT_PROXY_REGISTER_BURST", "100".to_owned()),
             ("ROT_PROXY_MAX_SERVERS_PER_ADDR", "100".to_owned()),
+            // These fake servers answer registration callbacks only: no probes or checks.
+            ("ROT_PROXY_CHECKS", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

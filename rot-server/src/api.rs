@@ -29,6 +29,7 @@ use crate::Error;
 use crate::backend::{Backend, ScriptStats};
 use crate::esplora::{block_json, transactions_json};
 use crate::heartbeat::Standings;
+use crate::metrics::ServerMetrics;
 
 /// Largest body accepted (a broadcast transaction in hex): 4 MB of hex is a 2 MB transaction,
 /// above any standard transaction.
@@ -51,6 +52,7 @@ struct Inner {
     identity: Identity,
     public_url: Option<String>,
     standings: Standings,
+    metrics: ServerMetrics,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
         public_url: Option<String>,
         standings: Standings,
     ) -> Self {
+        let metrics = ServerMetrics::new(&profile, backend.kind());
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -70,6 +73,7 @@ impl AppState {
                 identity,
                 public_url,
                 standings,
+                metrics,
             }),
         }
     }
@@ -86,6 +90,11 @@ impl AppState {
     /// Signs `body` with this server's identity.
     pub fn sign<T: SignedBody>(&self, body: &T) -> Result<Signed<T>, Error> {
         Ok(Signed::sign(&self.inner.identity, body)?)
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.inner.metrics
     }
 
     /// This server's standing at each proxy.
@@ -123,8 +132,10 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The router of the whole API, with CORS open for GET (browser wallets) and a body limit.
+/// The router of the whole API, with CORS open for GET (browser wallets), a body limit, and
+/// every request measured for `/metrics`.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
+    let http_metrics = state.metrics().http().clone();
     let esplora = Router::new()
         .route("/blocks/tip/height", get(tip_height))
         .route("/blocks/tip/hash", get(tip_hash))
@@ -168,18 +179,26 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/fee-estimates", get(fee_estimates))
         .route("/mempool/txids", get(mempool_txids))
         .route("/rot/v1/info", get(info))
-        .route("/rot/v1/challenge", get(challenge));
+        .route("/rot/v1/challenge", get(challenge))
+        .route("/metrics", get(metrics));
     let router = esplora
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    crate::error::with_timeout(router, request_timeout).layer(
+    let router = crate::error::with_timeout(router, request_timeout).layer(
         CorsLayer::new()
             .allow_origin(Any)
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE]),
-    )
+    );
+    http_metrics.layer(router)
+}
+
+/// Prometheus metrics, with the backend's numbers as of now.
+async fn metrics(State(s): State<AppState>) -> Response {
+    s.metrics().refresh(s.backend()).await;
+    rot_ops::http_metrics::exposition(s.metrics().registry())
 }
 
 // --- input parsing: every path parameter is checked here, never by an extractor rejection ---

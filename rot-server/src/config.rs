@@ -138,9 +138,9 @@ pub struct Args {
     /// Coin node data directory, to read its RPC cookie file.
     #[arg(long, env = "CORE_DATA_DIR")]
     pub core_data_dir: Option<String>,
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "ROT_LOG_JSON")]
-    pub log_json: bool,
+    /// Logging: format and filter.
+    #[command(flatten)]
+    pub log: rot_ops::LogArgs,
 }
 
 impl Args {
@@ -486,6 +486,8 @@ mod tests {
             "ROT_BACKEND",
             "ROT_REORG_LIMIT",
             "ROT_PROXIES",
+            "ROT_LOG_FORMAT",
+            "RUST_LOG",
         ] {
             assert!(help.contains(name), "--help lacks {name}");
         }

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use rot_bootstrap::fetch::{FetchOptions, http_client, refresh};
-use rot_bootstrap::{MaintainerSet, TrustStore, random_u64, unix_now};
+use rot_bootstrap::fetch::{FetchOptions, http_client};
+use rot_bootstrap::{Follower, unix_now};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
@@ -28,9 +28,7 @@ pub struct BootstrapConfig {
 /// Follows the bootstrap list and keeps one heartbeat link per listed proxy of `coin_id`.
 #[derive(Debug)]
 pub struct Discovery {
-    store: TrustStore,
-    config: BootstrapConfig,
-    cache: PathBuf,
+    follower: Follower,
     coin_id: String,
     registrar: Registrar,
     links: HashMap<String, CancellationToken>,
@@ -44,26 +42,13 @@ impl Discovery {
         coin_id: String,
         registrar: Registrar,
     ) -> Result<Self, Error> {
-        let pins = std::fs::read_to_string(&config.pins_file).map_err(|e| {
-            Error::Config(format!(
-                "ROT_BOOTSTRAP_PINS {}: {e}",
-                config.pins_file.display()
-            ))
-        })?;
-        let pins = MaintainerSet::from_json(&pins).map_err(|e| {
-            Error::Config(format!(
-                "ROT_BOOTSTRAP_PINS {}: {e}",
-                config.pins_file.display()
-            ))
-        })?;
-        let mut store = TrustStore::new(pins);
-        if let Err(e) = store.load_cache(&cache) {
-            tracing::warn!(cache = %cache.display(), error = %e, "ignoring the cached bootstrap list");
+        let mut follower = Follower::open(&config.pins_file, config.mirrors, Some(cache))
+            .map_err(|e| Error::Config(format!("ROT_BOOTSTRAP_PINS: {e}")))?;
+        if let Err(e) = follower.load_cache() {
+            tracing::warn!(error = %e, "ignoring the cached bootstrap list");
         }
         Ok(Self {
-            store,
-            config,
-            cache,
+            follower,
             coin_id,
             registrar,
             links: HashMap::new(),
@@ -72,7 +57,8 @@ impl Discovery {
 
     /// Runs until `shutdown`: refresh, adjust links, sleep until the next jittered refresh.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let client = match http_client(&FetchOptions::default()) {
+        let options = FetchOptions::default();
+        let client = match http_client(&options) {
             Ok(client) => client,
             Err(e) => {
                 tracing::error!(error = %e, "bootstrap discovery cannot start its HTTP client");
@@ -80,14 +66,20 @@ impl Discovery {
             }
         };
         loop {
-            self.refresh(&client).await;
+            let (report, cached) = self.follower.refresh(&client, unix_now(), &options).await;
+            if let Some(accepted) = &report.accepted {
+                tracing::info!(?accepted, source = ?report.source, "bootstrap list refreshed");
+            } else if report.source.is_none() {
+                tracing::warn!(
+                    mirrors = report.mirrors.len(),
+                    "no mirror served an acceptable bootstrap list"
+                );
+            }
+            if let Err(e) = cached {
+                tracing::warn!(error = %e, "could not cache the bootstrap list");
+            }
             self.update_links(&shutdown);
-            let now = unix_now();
-            let wait = self
-                .store
-                .next_refresh(now, &mut random_u64)
-                .saturating_sub(now)
-                .max(1);
+            let wait = self.follower.next_refresh_in(unix_now());
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
@@ -95,37 +87,9 @@ impl Discovery {
         }
     }
 
-    async fn refresh(&mut self, client: &reqwest::Client) {
-        let now = unix_now();
-        let mut mirrors = self.config.mirrors.clone();
-        if let Ok(list) = self.store.current(now) {
-            mirrors.extend(list.mirror_urls());
-        }
-        mirrors.sort();
-        mirrors.dedup();
-        let report = refresh(
-            &mut self.store,
-            client,
-            &mirrors,
-            now,
-            &FetchOptions::default(),
-        )
-        .await;
-        if let Some(accepted) = &report.accepted {
-            tracing::info!(?accepted, source = ?report.source, "bootstrap list refreshed");
-            if let Err(e) = self.store.save_cache(&self.cache) {
-                tracing::warn!(error = %e, "could not cache the bootstrap list");
-            }
-        } else if report.source.is_none() {
-            tracing::warn!(
-                mirrors = mirrors.len(),
-                "no mirror served an acceptable bootstrap list"
-            );
-        }
-    }
-
     fn update_links(&mut self, shutdown: &CancellationToken) {
-        let wanted: Vec<String> = match self.store.proxies_for(&self.coin_id, unix_now()) {
+        let wanted: Vec<String> = match self.follower.store().proxies_for(&self.coin_id, unix_now())
+        {
             Ok(proxies) => proxies.iter().map(|p| p.url.clone()).collect(),
             Err(e) => {
                 tracing::warn!(coin = %self.coin_id, error = %e, "no usable bootstrap list; keeping current proxies");

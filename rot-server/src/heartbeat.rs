@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::api::AppState;
 use crate::backend::Tip;
+use crate::metrics::HeartbeatOutcome;
 
 /// Sequence numbers leased per disk write.
 const SEQ_LEASE: u64 = 1000;
@@ -167,11 +168,25 @@ enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    fn counted(&self) -> HeartbeatOutcome {
+        match self {
+            Self::Accepted(_) => HeartbeatOutcome::Accepted,
+            Self::Refused { .. } => HeartbeatOutcome::Refused,
+            Self::Failed(_) => HeartbeatOutcome::Failed,
+        }
+    }
+}
+
 impl ProxyLink {
     async fn run(self, mut tips: watch::Receiver<Tip>, shutdown: CancellationToken) {
         let mut backoff = BACKOFF_FIRST;
         loop {
-            let pause = match self.send().await {
+            let outcome = self.send().await;
+            self.state
+                .metrics()
+                .heartbeat(&self.proxy, outcome.counted());
+            let pause = match outcome {
                 Outcome::Accepted(ack) => {
                     backoff = BACKOFF_FIRST;
                     self.record(ack.status, ack.reason);

@@ -4,7 +4,7 @@
 //! Layout: `config` (settings), `server` (wiring and `run`), `api` + `esplora` (HTTP),
 //! `backend` (the seam every backend implements), `native` + `indexer` + `store` + `mempool`
 //! (the native backend), `electrum` + `electrum_rpc` + `header_chain` (the electrum backend),
-//! `rpc` (the coin node), `heartbeat` (registration with proxies).
+//! `rpc` (the coin node), `heartbeat` (registration with proxies), `metrics` (`/metrics`).
 
 pub mod api;
 pub mod backend;
@@ -17,8 +17,8 @@ pub mod esplora;
 pub mod header_chain;
 pub mod heartbeat;
 pub mod indexer;
-pub mod logging;
 pub mod mempool;
+pub mod metrics;
 pub mod native;
 pub mod rpc;
 pub mod server;

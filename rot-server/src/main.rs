@@ -7,13 +7,13 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    rot_server::logging::init(args.log_json);
+    args.log.init(rot_ops::logging::SERVICE_FILTER)?;
     let map = args.to_map()?;
     let config = Config::from_map(&map)?;
     tracing::info!(?config, "effective configuration");
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(rot_server::logging::cancel_on_signal(shutdown.clone()));
+    tokio::spawn(rot_ops::shutdown::cancel_on_signal(shutdown.clone()));
     rot_server::server::run(config, listener, shutdown).await?;
     Ok(())
 }

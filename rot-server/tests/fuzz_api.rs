@@ -181,7 +181,7 @@ async fn check(router: &Router, method: Method, uri: &str, body: Vec<u8>) -> Res
     else {
         return Ok(()); // Not a request a client could send.
     };
-    check_client_answer(router, request).await.map(drop)
+    check_client_answer(router, request, &[]).await.map(drop)
 }
 
 /// Builds the chain on a fresh node and returns it with its real values.

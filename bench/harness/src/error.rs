@@ -73,6 +73,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A service binary run as a child process ended early or wrote a log line that is not
+    /// what its log format promises.
+    #[error("{binary}: {detail}")]
+    Service {
+        /// The binary's path.
+        binary: String,
+        /// What went wrong, with the offending line.
+        detail: String,
+    },
+
     /// A rot-proxy could not be configured or started.
     #[error(transparent)]
     Proxy(#[from] rot_proxy::Error),

@@ -11,6 +11,8 @@ pub mod fuzz;
 mod litecoind;
 mod proxy;
 mod server;
+mod service_process;
+mod wait;
 mod wallet;
 
 pub use api::{ApiClient, Reply};
@@ -21,4 +23,6 @@ pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use proxy::{ADMIN_TOKEN, RotProxy};
 pub use server::{RotServer, settings as rot_server_settings};
+pub use service_process::ServiceProcess;
+pub use wait::eventually;
 pub use wallet::{AddressType, Wallet};

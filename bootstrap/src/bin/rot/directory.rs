@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use rot_bootstrap::fetch::{FetchOptions, http_client, refresh};
-use rot_bootstrap::{Accepted, MaintainerSet, TrustStore, unix_now};
+use rot_bootstrap::fetch::{FetchOptions, http_client};
+use rot_bootstrap::{Follower, ProxyEntry, TrustStore, unix_now};
 use rot_proto::client::Proxy;
 use rot_proto::message::DirectoryEntry;
 use rot_proto::transport::Transport;
@@ -44,7 +44,11 @@ pub async fn servers(
     let transport = transport(timeout);
     let candidates = match proxy {
         Some(url) => vec![url.to_owned()],
-        None => listed_proxies(coin, args, timeout).await?,
+        None => listed_proxies(coin, args, timeout)
+            .await?
+            .into_iter()
+            .map(|entry| entry.url)
+            .collect(),
     };
     let mut last_error = None;
     for url in &candidates {
@@ -66,7 +70,8 @@ pub async fn servers(
 }
 
 /// The proxy a wallet command asks: `proxy` if given, else the first proxy the bootstrap list
-/// names for `coin` whose directory answers.
+/// names for `coin` that proves it is the listed one: its signed `/v1/info` verifies under
+/// the key the list names for its URL.
 pub async fn pick_proxy(
     coin: &str,
     proxy: Option<&str>,
@@ -78,40 +83,41 @@ pub async fn pick_proxy(
         return Ok(Proxy::new(transport.clone(), url)?);
     }
     let mut last_error = None;
-    for url in listed_proxies(coin, args, timeout).await? {
-        let candidate = Proxy::new(transport.clone(), &url)?;
-        match candidate.coins().await {
-            Ok(_) => return Ok(candidate),
+    for entry in listed_proxies(coin, args, timeout).await? {
+        let candidate = Proxy::new(transport.clone(), &entry.url)?;
+        match candidate.info().await.and_then(|info| info.verify()) {
+            Ok(info) if info.proxy_key == entry.key => return Ok(candidate),
+            Ok(info) => {
+                let why = format!(
+                    "proxy {} signs as {}, but the bootstrap list names {}",
+                    entry.url, info.proxy_key, entry.key
+                );
+                eprintln!("warning: {why}");
+                last_error = Some(Failure::Usage(why));
+            }
             Err(error) => {
                 eprintln!("warning: {error}");
-                last_error = Some(error);
+                last_error = Some(error.into());
             }
         }
     }
-    Err(last_error.map_or_else(
-        || Failure::Usage(format!("no proxy to ask for {coin}")),
-        Failure::from,
-    ))
+    Err(last_error.unwrap_or_else(|| Failure::Usage(format!("no proxy to ask for {coin}"))))
 }
 
-/// The base URLs of the proxies the current bootstrap list names for `coin`.
+/// The proxies the current bootstrap list names for `coin`.
 async fn listed_proxies(
     coin: &str,
     args: &BootstrapArgs,
     timeout: Duration,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Vec<ProxyEntry>, Failure> {
     let (store, now) = load_list(args, timeout).await?;
-    let urls: Vec<String> = store
-        .proxies_for(coin, now)?
-        .iter()
-        .map(|proxy| proxy.url.clone())
-        .collect();
-    if urls.is_empty() {
+    let proxies = store.proxies_for(coin, now)?.to_vec();
+    if proxies.is_empty() {
         return Err(Failure::Usage(format!(
             "the bootstrap list names no proxy for {coin}; pass --proxy URL"
         )));
     }
-    Ok(urls)
+    Ok(proxies)
 }
 
 /// The pinned keys and the newest valid list: the cached one, refreshed unless `offline`.
@@ -123,29 +129,17 @@ async fn load_list(args: &BootstrapArgs, timeout: Duration) -> Result<(TrustStor
                 .to_owned(),
         )
     })?;
-    let text = std::fs::read_to_string(pins)
-        .map_err(|e| Failure::Usage(format!("pins file {}: {e}", pins.display())))?;
-    let mut store = TrustStore::new(MaintainerSet::from_json(&text)?);
     let cache = args.cache_path();
-    if let Some(cache) = &cache
-        && let Err(error) = store.load_cache(cache)
-    {
-        eprintln!(
-            "warning: ignoring the cached list {}: {error}",
-            cache.display()
-        );
+    let mut follower = Follower::open(pins, args.mirrors.clone(), cache.clone())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Err(error) = follower.load_cache() {
+        eprintln!("warning: ignoring the cached list: {error}");
     }
     let now = unix_now();
     if args.offline {
-        return Ok((store, now));
+        return Ok((follower.store().clone(), now));
     }
-    let mut mirrors = args.mirrors.clone();
-    if let Ok(list) = store.current(now) {
-        mirrors.extend(list.mirror_urls());
-    }
-    mirrors.sort();
-    mirrors.dedup();
-    if mirrors.is_empty() && store.cached().is_none() {
+    if follower.mirrors(now).is_empty() && follower.store().cached().is_none() {
         return Err(Failure::Usage(
             "nowhere to fetch the bootstrap list from: pass --mirror URL or set \
              ROT_BOOTSTRAP_URLS"
@@ -156,21 +150,21 @@ async fn load_list(args: &BootstrapArgs, timeout: Duration) -> Result<(TrustStor
         timeout,
         ..FetchOptions::default()
     };
-    let report = refresh(&mut store, &http_client(&options)?, &mirrors, now, &options).await;
+    let (report, cached) = follower
+        .refresh(&http_client(&options)?, now, &options)
+        .await;
     for mirror in &report.mirrors {
         if let Err(error) = &mirror.result {
             eprintln!("warning: mirror {}: {error}", mirror.url);
         }
     }
-    if let (Some(Accepted::Updated { .. }), Some(cache)) = (report.accepted, &cache)
-        && let Err(error) = store.save_cache(cache)
-    {
+    if let (Err(error), Some(cache)) = (cached, &cache) {
         eprintln!(
             "warning: cannot cache the list in {}: {error}",
             cache.display()
         );
     }
-    Ok((store, now))
+    Ok((follower.store().clone(), now))
 }
 
 fn print_servers(proxy: &str, coin: &str, entries: &[DirectoryEntry]) {

@@ -30,6 +30,8 @@ struct Cli {
     /// Seconds before a request is given up.
     #[arg(long, global = true, env = "ROT_TIMEOUT_SECS", default_value_t = 10)]
     timeout_secs: u64,
+    #[command(flatten)]
+    log: rot_ops::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +95,10 @@ impl From<Exit> for ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = cli.log.init(rot_ops::logging::TOOL_FILTER) {
+        eprintln!("error: {error}");
+        return Exit::Unreachable.into();
+    }
     let timeout = std::time::Duration::from_secs(cli.timeout_secs.max(1));
     let result = match cli.command {
         Command::Check(args) => check::run(&args, timeout).await,

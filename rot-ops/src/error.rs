@@ -1,0 +1,17 @@
+//! The error of this crate: what can go wrong setting a binary up.
+
+/// Why setting up logging or metrics failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--log-filter` / `RUST_LOG` is not a valid filter.
+    #[error("--log-filter / RUST_LOG {filter:?}: {reason}")]
+    LogFilter {
+        /// The filter as given.
+        filter: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Logging was already set up in this process.
+    #[error("logging is already set up: {0}")]
+    LoggingTwice(String),
+}

@@ -1,0 +1,20 @@
+//! rot-ops: what every ROT binary shares so operators run them all the same way — the logging
+//! options (`--log-format` / `ROT_LOG_FORMAT`, `--log-filter` / `RUST_LOG`), a clean shutdown
+//! on Ctrl-C or SIGTERM, and Prometheus metrics (a per-instance registry and the HTTP request
+//! metrics layer).
+//!
+//! It is its own crate because rot-server and rot-proxy must not depend on each other and
+//! rot-proto stays free of tokio, axum and tracing-subscriber. The `service` feature adds the
+//! parts only long-running HTTP services need.
+
+pub mod error;
+#[cfg(feature = "service")]
+pub mod http_metrics;
+pub mod logging;
+pub mod metrics;
+#[cfg(feature = "service")]
+pub mod shutdown;
+
+pub use error::Error;
+pub use logging::{LogArgs, LogFormat};
+pub use metrics::{Counter, Gauge, Histogram, Registry};
