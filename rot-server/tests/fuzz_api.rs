@@ -95,6 +95,7 @@ const ROUTES: &[&str] = &[
     "/mempool/txids",
     "/rot/v1/info",
     "/rot/v1/challenge",
+    "/metrics",
 ];
 
 /// A value for a parameter of `kind`.
