@@ -57,13 +57,18 @@ pub fn merkle_branch(leaves: &[Hash256], pos: usize) -> Result<Vec<Hash256>, Err
 }
 
 /// The root obtained by hashing `leaf` up along `branch`; bit `i` of `pos` tells whether the
-/// node at depth `i` is a right child.
+/// node at depth `i` is a right child. A branch from outside may be longer than `pos` has
+/// bits; the missing bits are zero.
 pub fn branch_root(leaf: Hash256, branch: &[Hash256], pos: usize) -> Hash256 {
     branch
         .iter()
         .enumerate()
         .fold(leaf, |node, (depth, sibling)| {
-            if (pos >> depth) & 1 == 1 {
+            let bit = u32::try_from(depth)
+                .ok()
+                .and_then(|depth| pos.checked_shr(depth))
+                .unwrap_or(0);
+            if bit & 1 == 1 {
                 parent(sibling, &node)
             } else {
                 parent(&node, sibling)
@@ -148,6 +153,25 @@ mod tests {
             }
             assert!(merkle_branch(&l, n as usize).is_err());
         }
+    }
+
+    #[test]
+    fn branches_deeper_than_the_position_has_bits_do_not_panic() {
+        // Found by fuzzing: a 100-hash branch from a peer made the shift overflow.
+        let branch = vec![Hash256::of(b"sibling"); 100];
+        let root = branch_root(Hash256::default(), &branch, usize::MAX);
+        assert!(verify_branch(
+            Hash256::default(),
+            &branch,
+            usize::MAX,
+            &root
+        ));
+        let proof = MerkleProof {
+            block_height: 1,
+            merkle: branch,
+            pos: 3,
+        };
+        assert!(!proof.verify(Hash256::default(), &Hash256::default()));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +21,7 @@ use rot_proto::message::{ChallengeAnswer, ChallengeRequest, ServerInfo};
 use rot_proto::signed::{Signed, SignedBody};
 use rot_proto::{Address, ScriptHash};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower_http::cors::{Any, CorsLayer};
 
@@ -200,6 +203,25 @@ async fn metrics(State(s): State<AppState>) -> Response {
 
 // --- input parsing: every path parameter is checked here, never by an extractor rejection ---
 
+/// Path parameters whose refusal is the shared error body: axum's own `Path` rejection (e.g.
+/// for percent-encoded bytes that are not UTF-8) would answer in plain text.
+struct Param<T>(T);
+
+impl<T, S> FromRequestParts<S> for Param<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Path(value) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
+        Ok(Self(value))
+    }
+}
+
 fn parse_hash(what: &str, text: &str) -> Result<Hash256, Error> {
     text.parse()
         .map_err(|_| Error::BadRequest(format!("invalid {what} {text:?}: expected 64 hex digits")))
@@ -246,13 +268,16 @@ async fn tip_hash(State(s): State<AppState>) -> Response {
 
 async fn block_at_height(
     State(s): State<AppState>,
-    Path(height): Path<String>,
+    Param(height): Param<String>,
 ) -> Result<Response, Error> {
     let height = parse_u32("height", &height)?;
     Ok(text(s.backend().block_hash(height).await?.to_string()))
 }
 
-async fn block(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Json<Value>, Error> {
+async fn block(
+    State(s): State<AppState>,
+    Param(hash): Param<String>,
+) -> Result<Json<Value>, Error> {
     let hash = parse_hash("block hash", &hash)?;
     let block = s.backend().block(&hash).await?;
     Ok(Json(block_json(&hash, &block)))
@@ -260,7 +285,7 @@ async fn block(State(s): State<AppState>, Path(hash): Path<String>) -> Result<Js
 
 async fn block_header(
     State(s): State<AppState>,
-    Path(hash): Path<String>,
+    Param(hash): Param<String>,
 ) -> Result<Response, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(text(hex::encode(s.backend().block_header(&hash).await?)))
@@ -268,7 +293,7 @@ async fn block_header(
 
 async fn block_status(
     State(s): State<AppState>,
-    Path(hash): Path<String>,
+    Param(hash): Param<String>,
 ) -> Result<Response, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(Json(s.backend().block_status(&hash).await?).into_response())
@@ -276,7 +301,7 @@ async fn block_status(
 
 async fn block_txids(
     State(s): State<AppState>,
-    Path(hash): Path<String>,
+    Param(hash): Param<String>,
 ) -> Result<Json<Vec<Hash256>>, Error> {
     let hash = parse_hash("block hash", &hash)?;
     Ok(Json(s.backend().block_txids(&hash).await?))
@@ -295,17 +320,17 @@ async fn raw_tx(s: &AppState, txid: &str) -> Result<(Hash256, Vec<u8>), Error> {
     Ok((txid, raw))
 }
 
-async fn tx(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Json<Value>, Error> {
+async fn tx(State(s): State<AppState>, Param(txid): Param<String>) -> Result<Json<Value>, Error> {
     let txid = parse_hash("txid", &txid)?;
     let mut txs = transactions_json(s.backend(), &s.inner.profile, &[txid], true).await?;
     Ok(Json(txs.pop().unwrap_or(Value::Null)))
 }
 
-async fn tx_hex(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
+async fn tx_hex(State(s): State<AppState>, Param(txid): Param<String>) -> Result<Response, Error> {
     Ok(text(hex::encode(raw_tx(&s, &txid).await?.1)))
 }
 
-async fn tx_raw(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
+async fn tx_raw(State(s): State<AppState>, Param(txid): Param<String>) -> Result<Response, Error> {
     let raw = raw_tx(&s, &txid).await?.1;
     Ok((
         [(
@@ -317,7 +342,10 @@ async fn tx_raw(State(s): State<AppState>, Path(txid): Path<String>) -> Result<R
         .into_response())
 }
 
-async fn tx_status(State(s): State<AppState>, Path(txid): Path<String>) -> Result<Response, Error> {
+async fn tx_status(
+    State(s): State<AppState>,
+    Param(txid): Param<String>,
+) -> Result<Response, Error> {
     let txid = parse_hash("txid", &txid)?;
     let status = s.backend().tx_statuses(&[txid]).await?;
     Ok(Json(status.first().copied()).into_response())
@@ -325,7 +353,7 @@ async fn tx_status(State(s): State<AppState>, Path(txid): Path<String>) -> Resul
 
 async fn tx_merkle_proof(
     State(s): State<AppState>,
-    Path(txid): Path<String>,
+    Param(txid): Param<String>,
 ) -> Result<Response, Error> {
     let txid = parse_hash("txid", &txid)?;
     Ok(Json(s.backend().merkle_proof(&txid).await?).into_response())
@@ -339,7 +367,7 @@ async fn output_count(s: &AppState, txid: &str) -> Result<(Hash256, u32), Error>
 
 async fn tx_outspend(
     State(s): State<AppState>,
-    Path((txid, vout)): Path<(String, String)>,
+    Param((txid, vout)): Param<(String, String)>,
 ) -> Result<Response, Error> {
     let vout = parse_u32("output index", &vout)?;
     let (txid, outputs) = output_count(&s, &txid).await?;
@@ -354,7 +382,7 @@ async fn tx_outspend(
 
 async fn tx_outspends(
     State(s): State<AppState>,
-    Path(txid): Path<String>,
+    Param(txid): Param<String>,
 ) -> Result<Response, Error> {
     let (txid, outputs) = output_count(&s, &txid).await?;
     Ok(Json(s.backend().outspends(&txid, outputs).await?).into_response())
@@ -424,7 +452,7 @@ async fn utxo_json(s: &AppState, script: &ScriptHash) -> Result<Response, Error>
 
 async fn address_stats(
     State(s): State<AppState>,
-    Path(a): Path<String>,
+    Param(a): Param<String>,
 ) -> Result<Json<Value>, Error> {
     let script = parse_address(&s, &a)?;
     stats_json(&s, "address", &a, &script).await
@@ -432,39 +460,42 @@ async fn address_stats(
 
 async fn address_txs(
     State(s): State<AppState>,
-    Path(a): Path<String>,
+    Param(a): Param<String>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, true, None).await
 }
 
 async fn address_txs_chain_first(
     State(s): State<AppState>,
-    Path(a): Path<String>,
+    Param(a): Param<String>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, false, None).await
 }
 
 async fn address_txs_chain(
     State(s): State<AppState>,
-    Path((a, last)): Path<(String, String)>,
+    Param((a, last)): Param<(String, String)>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_address(&s, &a)?, false, Some(&last)).await
 }
 
 async fn address_txs_mempool(
     State(s): State<AppState>,
-    Path(a): Path<String>,
+    Param(a): Param<String>,
 ) -> Result<Json<Value>, Error> {
     mempool_json(&s, &parse_address(&s, &a)?).await
 }
 
-async fn address_utxo(State(s): State<AppState>, Path(a): Path<String>) -> Result<Response, Error> {
+async fn address_utxo(
+    State(s): State<AppState>,
+    Param(a): Param<String>,
+) -> Result<Response, Error> {
     utxo_json(&s, &parse_address(&s, &a)?).await
 }
 
 async fn scripthash_stats(
     State(s): State<AppState>,
-    Path(h): Path<String>,
+    Param(h): Param<String>,
 ) -> Result<Json<Value>, Error> {
     let script = parse_scripthash(&h)?;
     stats_json(&s, "scripthash", &script.to_string(), &script).await
@@ -472,35 +503,35 @@ async fn scripthash_stats(
 
 async fn scripthash_txs(
     State(s): State<AppState>,
-    Path(h): Path<String>,
+    Param(h): Param<String>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, true, None).await
 }
 
 async fn scripthash_txs_chain_first(
     State(s): State<AppState>,
-    Path(h): Path<String>,
+    Param(h): Param<String>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, false, None).await
 }
 
 async fn scripthash_txs_chain(
     State(s): State<AppState>,
-    Path((h, last)): Path<(String, String)>,
+    Param((h, last)): Param<(String, String)>,
 ) -> Result<Json<Value>, Error> {
     history_json(&s, &parse_scripthash(&h)?, false, Some(&last)).await
 }
 
 async fn scripthash_txs_mempool(
     State(s): State<AppState>,
-    Path(h): Path<String>,
+    Param(h): Param<String>,
 ) -> Result<Json<Value>, Error> {
     mempool_json(&s, &parse_scripthash(&h)?).await
 }
 
 async fn scripthash_utxo(
     State(s): State<AppState>,
-    Path(h): Path<String>,
+    Param(h): Param<String>,
 ) -> Result<Response, Error> {
     utxo_json(&s, &parse_scripthash(&h)?).await
 }
@@ -535,8 +566,9 @@ struct ChallengeQuery {
 
 async fn challenge(
     State(s): State<AppState>,
-    Query(q): Query<ChallengeQuery>,
+    query: Result<Query<ChallengeQuery>, QueryRejection>,
 ) -> Result<Response, Error> {
+    let Query(q) = query.map_err(|rejection| Error::BadRequest(rejection.body_text()))?;
     let nonce = q
         .nonce
         .ok_or_else(|| Error::BadRequest("missing nonce query parameter".into()))?;
@@ -718,6 +750,28 @@ mod tests {
                 "bad_request",
             ),
             ("POST", "/tx".to_owned(), b"zz".to_vec(), 400, "bad_request"),
+            // Found by fuzzing: these got axum's plain-text rejections.
+            (
+                "GET",
+                "/block-height/%80".to_owned(),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET",
+                format!("/tx/{zeros}/outspend/%FF"),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
+            (
+                "GET",
+                format!("/rot/v1/challenge?nonce={zeros}&nonce={zeros}"),
+                Vec::new(),
+                400,
+                "bad_request",
+            ),
             (
                 "POST",
                 "/tx".to_owned(),

@@ -29,6 +29,9 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Timeout of one heartbeat request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes read of a proxy's answer: an ack or an error body is a few hundred bytes, and a
+/// proxy is outside input, so one cannot make this server buffer without bound.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Strictly increasing heartbeat sequence numbers for this server's key, persisted across
 /// restarts by leasing.
@@ -255,12 +258,12 @@ impl ProxyLink {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .map(Duration::from_secs);
         if status.is_success() {
-            return match response.json::<HeartbeatAck>().await {
+            return match read_answer::<HeartbeatAck>(response).await {
                 Ok(ack) => Outcome::Accepted(ack),
                 Err(e) => Outcome::Failed(format!("{url}: unreadable answer: {e}")),
             };
         }
-        let reason = match response.json::<ErrorBody>().await {
+        let reason = match read_answer::<ErrorBody>(response).await {
             Ok(body) => format!("{}: {}", body.error.code, body.error.message),
             Err(_) => format!("HTTP {status}"),
         };
@@ -308,6 +311,20 @@ impl ProxyLink {
     }
 }
 
+/// Reads and decodes a proxy's answer, refusing more than [`MAX_ANSWER_BYTES`].
+async fn read_answer<T: serde::de::DeserializeOwned>(
+    mut response: reqwest::Response,
+) -> Result<T, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("answer exceeds {MAX_ANSWER_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
 /// Shared standings list type, written by heartbeat tasks and read by `/rot/v1/info`.
 pub type Standings = Arc<RwLock<Vec<ProxyStanding>>>;
 
@@ -333,6 +350,25 @@ mod tests {
         let last = again.next().unwrap();
         drop(again);
         assert!(Sequence::open(&path).unwrap().next().unwrap() > last);
+    }
+
+    /// Found by review for the bad-input suite: answers were read whole, however large.
+    #[tokio::test]
+    async fn proxy_answers_are_read_up_to_a_cap() {
+        use axum::routing::get;
+        let ack = serde_json::json!({"status": "admitted", "seq": 7});
+        let app = axum::Router::new()
+            .route("/ack", get(move || async move { axum::Json(ack) }))
+            .route("/huge", get(|| async { vec![b' '; 1024 * 1024] }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let get = |path: &str| reqwest::get(format!("{url}{path}"));
+
+        let ack: HeartbeatAck = read_answer(get("/ack").await.unwrap()).await.unwrap();
+        assert_eq!((ack.status, ack.seq), (ServerStatus::Admitted, 7));
+        let refused = read_answer::<HeartbeatAck>(get("/huge").await.unwrap()).await;
+        assert!(refused.unwrap_err().contains("exceeds"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod chain_view;
 mod electrum_client;
 mod electrumx;
 mod error;
+pub mod fuzz;
 mod litecoind;
 mod proxy;
 mod server;
