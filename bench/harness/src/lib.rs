@@ -12,6 +12,7 @@ mod litecoind;
 mod proxy;
 mod server;
 mod service_process;
+mod traffic;
 mod wait;
 mod wallet;
 
@@ -24,5 +25,6 @@ pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use proxy::{ADMIN_TOKEN, RotProxy};
 pub use server::{RotServer, settings as rot_server_settings};
 pub use service_process::ServiceProcess;
+pub use traffic::{Traffic, TrafficReport};
 pub use wait::eventually;
 pub use wallet::{AddressType, Wallet};

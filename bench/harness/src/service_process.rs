@@ -62,6 +62,28 @@ impl ServiceProcess {
         self.child.id()
     }
 
+    /// Kills the process with SIGKILL (a crash: nothing flushed) and reaps it.
+    pub fn kill9(&mut self) -> Result<(), Error> {
+        self.child.kill().map_err(|e| Error::Io {
+            what: format!("killing {}", self.binary),
+            source: e,
+        })?;
+        self.child.wait().map_err(|e| Error::Io {
+            what: format!("reaping {}", self.binary),
+            source: e,
+        })?;
+        Ok(())
+    }
+
+    /// Its resident memory in KiB (`VmRSS` of `/proc/<pid>/status`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.id())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Reads log lines until one whose message is `message`, and returns it. Every line must
     /// be a JSON object with a level, a target and fields.
     pub fn wait_for_log(&mut self, message: &str, timeout: Duration) -> Result<Value, Error> {

@@ -3,11 +3,10 @@
 //! steady traffic without a single failed request.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use rot_harness::Traffic;
 use rot_proto::PublicKey;
 use serde_json::Value;
 
@@ -124,8 +123,6 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
         .await;
 
     // Steady traffic from 8 wallets; one server is stopped in the middle of it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let paths = [
         "/blocks/tip/height".to_owned(),
         path.clone(),
@@ -133,58 +130,23 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
         format!("/tx/{txid}/status"),
         "/block-height/1".to_owned(),
     ];
-    let mut workers = Vec::new();
-    for worker in 0..8 {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let (http, base, paths) = (proxy.http.clone(), proxy.esplora(), paths.clone());
-        workers.push(tokio::spawn(async move {
-            let mut i = worker;
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let url = format!("{base}{}", paths[i % paths.len()]);
-                i += 1;
-                match http.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        r.bytes().await.unwrap();
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(r) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        failures.push(format!(
-                            "{url}: {} {}",
-                            r.status(),
-                            r.text().await.unwrap_or_default()
-                        ));
-                    }
-                    Err(e) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        failures.push(format!("{url}: {e}"));
-                    }
-                }
-            }
-            failures
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before_kill = ok.load(Ordering::Relaxed);
+    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, 8, PATIENCE);
+    assert!(traffic.wait_answered(50, PATIENCE).await, "no traffic flows");
+    let before_kill = traffic.answered();
     let dead = keys[0];
     servers.remove(0).stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut failures = Vec::new();
-    for worker in workers {
-        failures.extend(worker.await.unwrap());
-    }
-    let total = ok.load(Ordering::Relaxed);
+    let report = traffic.finish().await;
     assert!(
-        failures.is_empty(),
-        "{} failed requests: {failures:#?}",
-        failures.len()
+        report.failures.is_empty(),
+        "{} failed requests: {:#?}",
+        report.failures.len(),
+        report.failures
     );
-    assert_eq!(failed.load(Ordering::Relaxed), 0);
     assert!(
-        total > before_kill + 100,
-        "traffic went on after the stop: {before_kill} then {total}"
+        report.answered > before_kill + 100,
+        "traffic went on after the stop: {before_kill} then {}",
+        report.answered
     );
     // The dead server is out of rotation, and the others serve.
     proxy.wait_serving(&keys[1..], None).await;
