@@ -115,14 +115,14 @@ impl Traffic {
     }
 
     /// Stops the wallets after their current request and reports.
-    pub async fn finish(self) -> TrafficReport {
+    pub async fn finish(mut self) -> TrafficReport {
         self.stop.store(true, Ordering::Relaxed);
         let mut report = TrafficReport {
             answered: 0,
             failures: Vec::new(),
             slowest: Duration::ZERO,
         };
-        for worker in self.workers {
+        for worker in std::mem::take(&mut self.workers) {
             match worker.await {
                 Ok(seen) => {
                     report.failures.extend(seen.failures);
