@@ -131,7 +131,10 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
         "/block-height/1".to_owned(),
     ];
     let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, 8, PATIENCE);
-    assert!(traffic.wait_answered(50, PATIENCE).await, "no traffic flows");
+    assert!(
+        traffic.wait_answered(50, PATIENCE).await,
+        "no traffic flows"
+    );
     let before_kill = traffic.answered();
     let dead = keys[0];
     servers.remove(0).stop().await;
