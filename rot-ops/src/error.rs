@@ -11,6 +11,9 @@ pub enum Error {
         /// What the parser said.
         reason: String,
     },
+    /// A settings file could not be read or is not valid TOML of plain values.
+    #[error("settings file: {0}")]
+    SettingsFile(String),
     /// Logging was already set up in this process.
     #[error("logging is already set up: {0}")]
     LoggingTwice(String),

@@ -147,14 +147,6 @@ impl Args {
     /// The settings given on the command line or in the environment, by environment name,
     /// over those of the TOML file (if any).
     pub fn to_map(&self) -> Result<BTreeMap<String, String>, Error> {
-        let mut map = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| invalid("ROT_CONFIG", format!("{}: {e}", path.display())))?;
-                file_map(&text)?
-            }
-            None => BTreeMap::new(),
-        };
         let given = [
             ("ROT_COIN_TIKKER", &self.coin),
             ("ROT_NETWORK", &self.network),
@@ -177,44 +169,9 @@ impl Args {
             ("CORE_RPC_PASSWORD", &self.rpc_password),
             ("CORE_DATA_DIR", &self.core_data_dir),
         ];
-        for (key, value) in given {
-            if let Some(value) = value {
-                map.insert(key.to_owned(), value.clone());
-            }
-        }
-        Ok(map)
+        rot_ops::settings::layered(self.config.as_deref(), &given)
+            .map_err(|e| invalid("ROT_CONFIG", e))
     }
-}
-
-/// Reads a TOML settings file into the map, keys upper-cased to their environment names.
-pub fn file_map(text: &str) -> Result<BTreeMap<String, String>, Error> {
-    let table: toml::Table = text.parse().map_err(|e| invalid("ROT_CONFIG", e))?;
-    table
-        .into_iter()
-        .map(|(key, value)| {
-            let value = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| i.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => {
-                    return Err(invalid(
-                        "ROT_CONFIG",
-                        format!("{key}: unsupported value {other}"),
-                    ));
-                }
-            };
-            Ok((key.to_ascii_uppercase(), value))
-        })
-        .collect()
 }
 
 fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
