@@ -4,6 +4,7 @@
 
 mod api;
 mod chain_view;
+mod data_dir;
 mod electrum_client;
 mod electrumx;
 mod error;

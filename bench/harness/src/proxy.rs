@@ -9,6 +9,7 @@ use rot_proxy::server::{Running, start};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::data_dir::{bind, data_dir_or_temp};
 
 /// Bearer token of the operator view of harness proxies.
 pub const ADMIN_TOKEN: &str = "harness-admin-token-0123456789";
@@ -32,16 +33,7 @@ impl RotProxy {
         data_dir: Option<PathBuf>,
         extra: &[(&str, &str)],
     ) -> Result<Self, Error> {
-        let (data_dir, owned) = match data_dir {
-            Some(dir) => (dir, None),
-            None => {
-                let dir = tempfile::tempdir().map_err(|e| Error::Io {
-                    what: "creating a temp dir".into(),
-                    source: e,
-                })?;
-                (dir.path().to_owned(), Some(dir))
-            }
-        };
+        let (data_dir, owned) = data_dir_or_temp(data_dir)?;
         let mut map: BTreeMap<String, String> = [
             ("ROT_PROXY_COINS", "LTC:regtest".to_owned()),
             ("ROT_PROXY_DATA_DIR", data_dir.display().to_string()),
@@ -55,12 +47,7 @@ impl RotProxy {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_map(&map)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| Error::Io {
-                what: "binding the proxy listener".into(),
-                source: e,
-            })?;
+        let listener = bind(config.listen).await?;
         let shutdown = CancellationToken::new();
         let running = start(config, listener, shutdown.clone()).await?;
         Ok(Self {

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use rot_proto::Hash256;
 
+use crate::data_dir::{bind, data_dir_or_temp};
 use crate::{ApiClient, Error, Litecoind};
 
 /// A running rot-server; stopped (gracefully) by [`RotServer::stop`], or abruptly on drop.
@@ -56,27 +57,13 @@ impl RotServer {
         data_dir: Option<PathBuf>,
         extra: &[(&str, &str)],
     ) -> Result<Self, Error> {
-        let (data_dir, owned) = match data_dir {
-            Some(dir) => (dir, None),
-            None => {
-                let dir = tempfile::tempdir().map_err(|e| Error::Io {
-                    what: "creating a temp dir".into(),
-                    source: e,
-                })?;
-                (dir.path().to_owned(), Some(dir))
-            }
-        };
+        let (data_dir, owned) = data_dir_or_temp(data_dir)?;
         let mut map = settings(node, &data_dir);
         for (k, v) in extra {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_map(&map)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| Error::Io {
-                what: "binding the API listener".into(),
-                source: e,
-            })?;
+        let listener = bind(config.listen).await?;
         let shutdown = CancellationToken::new();
         let running = start(config, listener, shutdown.clone()).await?;
         Ok(Self {
