@@ -1,8 +1,8 @@
 //! rot-ops: what every ROT binary shares so operators run them all the same way — the logging
 //! options (`--log-format` / `ROT_LOG_FORMAT`, `--log-filter` / `RUST_LOG`), a clean shutdown
 //! on Ctrl-C or SIGTERM, Prometheus metrics (a per-instance registry and the HTTP request
-//! metrics layer), and the layering of a service's settings (a file under environment and
-//! flags).
+//! metrics layer), the request timeout of their APIs, and the layering of a service's
+//! settings (a file under environment and flags).
 //!
 //! It is its own crate because rot-server and rot-proxy must not depend on each other and
 //! rot-proto stays free of tokio, axum and tracing-subscriber. The `service` feature adds the
@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod settings;
 #[cfg(feature = "service")]
 pub mod shutdown;
+#[cfg(feature = "service")]
+pub mod timeout;
 
 pub use error::Error;
 pub use logging::{LogArgs, LogFormat};

@@ -240,18 +240,6 @@ fn base58check(version: u8, hash: &[u8; 20]) -> String {
     bs58::encode(data).into_string()
 }
 
-/// An error with its causes, since the bech32 crate puts the useful part in `source()`.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 /// The state of one parse, to build errors that quote the input.
 struct Parser<'a> {
     profile: &'a CoinProfile,
@@ -332,8 +320,10 @@ impl Parser<'_> {
         }
         let segwit = checked.validate_segwit().map_err(|e| match e {
             SegwitHrpstringError::WitnessLength(_)
-            | SegwitHrpstringError::InvalidWitnessVersion(_) => self.unsupported(describe(&e)),
-            other => self.invalid(describe(&other)),
+            | SegwitHrpstringError::InvalidWitnessVersion(_) => {
+                self.unsupported(crate::error_chain(&e))
+            }
+            other => self.invalid(crate::error_chain(&other)),
         })?;
         let program: Vec<u8> = segwit.byte_iter().collect();
         // validate_segwit has checked the lengths; this only turns them into the type.
@@ -360,7 +350,7 @@ impl Parser<'_> {
                     None => self.checksum("bad bech32 checksum".to_owned()),
                     Some(bech32_error) => self.invalid(format!(
                         "neither base58 ({base58_error}) nor bech32 ({})",
-                        describe(&bech32_error)
+                        crate::error_chain(&bech32_error)
                     )),
                 });
             }

@@ -325,3 +325,16 @@ fn lookalike_hint(looks_like: &[String]) -> String {
         format!(" (it belongs to {})", looks_like.join(" or "))
     }
 }
+
+/// An error with its causes (`outer: inner: innermost`): libraries such as bech32 and reqwest
+/// put the useful part ("connection refused") in `source()`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

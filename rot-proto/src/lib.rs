@@ -41,7 +41,7 @@ pub use auxpow::AuxPow;
 pub use block::{Block, BlockHeader, Target};
 pub use canonical::canonical_bytes;
 pub use coin::{CoinProfile, Coins};
-pub use error::Error;
+pub use error::{Error, error_chain};
 pub use hash::Hash256;
 pub use identity::{Identity, PublicKey, Signature};
 pub use merkle::MerkleProof;

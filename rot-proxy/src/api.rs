@@ -195,7 +195,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state.clone());
-    let api = crate::error::with_timeout(api, settings.request_timeout);
+    let api = rot_ops::timeout::with_timeout(api, settings.request_timeout, || Error::Timeout);
     let api = state.inner.services.metrics.http().clone().layer(api);
     Router::new()
         .fallback_service(Dispatch { relay, api })

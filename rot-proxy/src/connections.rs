@@ -238,7 +238,7 @@ impl Connections {
                 Err(mut error) => {
                     request = error.take_message();
                     if fresh || request.is_none() {
-                        return Err(Unanswered::new(describe(error.error())));
+                        return Err(Unanswered::new(rot_proto::error_chain(error.error())));
                     }
                 }
             }
@@ -258,7 +258,7 @@ impl Connections {
         let _ = stream.set_nodelay(true);
         let (connection, machinery) = http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| Unanswered::new(describe(&e)))?;
+            .map_err(|e| Unanswered::new(rot_proto::error_chain(&e)))?;
         tokio::spawn(async move {
             if let Err(e) = machinery.await {
                 tracing::debug!(error = %e, "relay connection ended");
@@ -285,7 +285,7 @@ impl Connections {
             request = request.body(body.clone());
         }
         let response = request.send().await.map_err(|e| Unanswered {
-            reason: describe(&e),
+            reason: rot_proto::error_chain(&e),
             timed_out: e.is_timeout(),
         })?;
         let (parts, body) = Response::from(response).into_parts();
@@ -346,18 +346,6 @@ impl http_body::Body for Returning {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// An error with its causes ("connection refused").
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -3,16 +3,13 @@
 //! the operator view counts, so an operator sees *why* heartbeats are refused.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
-use axum::error_handling::HandleErrorLayer;
+use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{BoxError, Json, Router};
 use rot_proto::message::{ErrorBody, ErrorCode};
 use rot_proto::{Hash256, Network, PublicKey};
-use tower::ServiceBuilder;
 
 /// Everything that can go wrong inside rot-proxy.
 #[derive(Debug, thiserror::Error)]
@@ -379,17 +376,6 @@ impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Self {
         Self::BadRequest(rejection.body_text())
     }
-}
-
-/// Wraps `router` so a request running longer than `timeout` gets the shared error body.
-pub fn with_timeout(router: Router, timeout: Duration) -> Router {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: BoxError| async {
-                Error::Timeout
-            }))
-            .timeout(timeout),
-    )
 }
 
 #[cfg(test)]

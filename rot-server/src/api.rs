@@ -186,7 +186,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    let router = crate::error::with_timeout(router, request_timeout).layer(
+    let router = rot_ops::timeout::with_timeout(router, request_timeout, || Error::Timeout).layer(
         CorsLayer::new()
             .allow_origin(Any)
             .allow_methods([Method::GET, Method::POST])

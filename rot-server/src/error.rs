@@ -1,15 +1,11 @@
 //! The one error type of rot-server, and the single place where errors become HTTP responses
 //! with the shared rot-proto error body.
 
-use std::time::Duration;
-
-use axum::error_handling::HandleErrorLayer;
+use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{BoxError, Json, Router};
 use rot_proto::message::{ErrorBody, ErrorCode};
-use tower::ServiceBuilder;
 
 /// Everything that can go wrong inside rot-server.
 #[derive(Debug, thiserror::Error)]
@@ -191,15 +187,4 @@ impl From<BytesRejection> for Error {
             Self::BadRequest(rejection.body_text())
         }
     }
-}
-
-/// Wraps `router` so a request running longer than `timeout` gets the shared error body.
-pub fn with_timeout(router: Router, timeout: Duration) -> Router {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: BoxError| async {
-                Error::Timeout
-            }))
-            .timeout(timeout),
-    )
 }
