@@ -9,14 +9,13 @@ const BINARY: &str = env!("CARGO_BIN_EXE_rot-proxy");
 
 #[test]
 fn version_names_the_build() {
-    let out = std::process::Command::new(BINARY)
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("rot-proxy {}\n", env!("CARGO_PKG_VERSION"))
+        ServiceProcess::version(BINARY).unwrap(),
+        format!(
+            "rot-proxy {}
+",
+            env!("CARGO_PKG_VERSION")
+        )
     );
 }
 

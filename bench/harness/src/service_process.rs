@@ -22,6 +22,24 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
+    /// What `binary --version` prints, checking that it exits successfully.
+    pub fn version(binary: &str) -> Result<String, Error> {
+        let out = Command::new(binary)
+            .arg("--version")
+            .output()
+            .map_err(|e| Error::Io {
+                what: format!("running {binary} --version"),
+                source: e,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Service {
+                binary: binary.to_owned(),
+                detail: format!("--version exited with {}", out.status),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Starts `binary` with `ROT_LOG_FORMAT=json`, `RUST_LOG` unset and `envs` on top of this
     /// process's environment.
     pub fn start(binary: &str, envs: &[(&str, &str)]) -> Result<Self, Error> {
