@@ -72,8 +72,13 @@ pub struct IndexProgress {
     pub blocks_per_sec_milli: u64,
     /// Estimated seconds until the index reaches the node's tip; absent when unknown.
     pub eta_secs: Option<u64>,
-    /// Whether the index has caught up with the node.
+    /// Whether the index has caught up with the node; false while the node cannot be
+    /// followed (see `node_error`).
     pub synced: bool,
+    /// Why the server cannot follow its node now (unreachable, failing); absent while it
+    /// follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_error: Option<String>,
 }
 
 /// How one proxy currently treats the server, as the server last heard.
@@ -157,6 +162,18 @@ pub struct Heartbeat {
     pub backend: BackendKind,
     /// Optional features offered, see [`capability`].
     pub capabilities: Vec<String>,
+    /// Whether the server's index follows its node at the node's tip; false while the node
+    /// is unreachable or the index catches up. Sent only when false: absent means true.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub synced: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl SignedBody for Heartbeat {
@@ -586,6 +603,7 @@ mod tests {
                 capability::ESPLORA.to_owned(),
                 capability::BROADCAST.to_owned(),
             ],
+            synced: true,
         }
     }
 
@@ -609,6 +627,7 @@ mod tests {
                 blocks_per_sec_milli: 1500,
                 eta_secs: Some(1),
                 synced: false,
+                node_error: Some("connection refused".to_owned()),
             },
             proxies: vec![ProxyStanding {
                 proxy_url: "https://proxy.example.org".to_owned(),
@@ -653,6 +672,22 @@ mod tests {
             "mainnet".parse::<Network>(),
             Err(Error::UnknownNetwork(_))
         ));
+    }
+
+    /// Older servers send no `synced`: they count as synced; newer ones send it only when
+    /// false, so a synced server's heartbeat is what older proxies expect.
+    #[test]
+    fn a_heartbeat_names_only_a_lag() {
+        let synced = serde_json::to_value(heartbeat(1, 2)).unwrap();
+        assert!(synced.get("synced").is_none(), "{synced}");
+        assert!(serde_json::from_value::<Heartbeat>(synced).unwrap().synced);
+        let lagging = Heartbeat {
+            synced: false,
+            ..heartbeat(1, 2)
+        };
+        let text = serde_json::to_value(&lagging).unwrap();
+        assert_eq!(text["synced"], json!(false));
+        round_trip(&lagging);
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn heartbeat() -> Heartbeat {
             "broadcast".to_owned(),
             "mempool".to_owned(),
         ],
+        synced: true,
     }
 }
 
@@ -89,6 +90,7 @@ fn server_info(server_key: PublicKey) -> ServerInfo {
             blocks_per_sec_milli: 12_500,
             eta_secs: Some(80),
             synced: false,
+            node_error: None,
         },
         proxies: vec![
             ProxyStanding {

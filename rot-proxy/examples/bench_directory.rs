@@ -139,6 +139,7 @@ fn heartbeat(
         software: "rot-server/0.1.0".into(),
         backend: BackendKind::Native,
         capabilities: vec!["esplora".into(), "broadcast".into()],
+        synced: true,
     };
     Ok(serde_json::to_vec(&Signed::sign(identity, &beat)?)?)
 }

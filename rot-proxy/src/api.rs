@@ -839,6 +839,7 @@ mod tests {
             software: "t".into(),
             backend: BackendKind::Native,
             capabilities: vec![],
+            synced: true,
         };
         serde_json::to_string(&Signed::sign(identity, &beat).unwrap()).unwrap()
     }

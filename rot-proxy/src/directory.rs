@@ -88,6 +88,14 @@ pub struct ServerRecord {
     /// Where the server stands under the sanction rules (`policy.rs`).
     #[serde(default)]
     pub standing: Standing,
+    /// Whether its last heartbeat said its index follows its node at the tip (records
+    /// stored before this was kept say so).
+    #[serde(default = "synced_by_default")]
+    pub synced: bool,
+}
+
+fn synced_by_default() -> bool {
+    true
 }
 
 impl ServerRecord {
@@ -111,6 +119,7 @@ impl ServerRecord {
         self.software.clone_from(&beat.software);
         self.backend = beat.backend;
         self.capabilities.clone_from(&beat.capabilities);
+        self.synced = beat.synced;
         self.heartbeats += 1;
     }
 
@@ -617,6 +626,7 @@ impl Directory {
             exclusions: 0,
             heartbeats: 0,
             standing: Standing::default(),
+            synced: true,
         });
         // A stale holder of the URL loses it: the challenge just proved the URL is ours.
         if let Some(holder) = inner.urls.get(&checked.url).copied()
@@ -1211,6 +1221,7 @@ pub(crate) mod tests {
             exclusions: 0,
             heartbeats: 3,
             standing: Standing::default(),
+            synced: true,
         }
     }
 
@@ -1253,6 +1264,7 @@ pub(crate) mod tests {
                 software: "rot-server/0.1.0".into(),
                 backend: BackendKind::Native,
                 capabilities: vec![],
+                synced: true,
             },
         )
         .unwrap()

@@ -4,8 +4,10 @@
 //! A server is **healthy** when the directory lists it as admitted or warned (heartbeating,
 //! not banned, pending or excluded), its last probe reached it with a signed info by its key,
 //! and it is not ejected. A server that lags (its node behind, its index syncing, its node on
-//! a fork) is healthy but not on the agreed tip: not served from, not punished. The **agreed tip** is the tip (height and hash)
-//! that most healthy servers report, so one server claiming a far higher tip does not move
+//! a fork) is healthy but not on the agreed tip: not served from, not punished. So is one
+//! that says it is not synced (its node unreachable: its tip may be old without it knowing),
+//! and it has no say in the agreed tip. The **agreed tip** is the tip (height and hash)
+//! that most synced healthy servers report, so one server claiming a far higher tip does not move
 //! it. On a tie between tips of one chain (a block reaching servers one after the other) the
 //! lowest is agreed: every tied server has it. On a tie between forks there is no agreed tip,
 //! and the relay answers 503 rather than pick a side. Whether a lower tip is on a higher
@@ -174,7 +176,7 @@ pub struct ProbeSeen {
     pub at_ms: u64,
     /// The tip its info named.
     pub tip: Option<Tip>,
-    /// Whether its index has caught up with its node (shown; lagging is judged by the tip).
+    /// Whether its index has caught up with its node and still follows it.
     pub synced: bool,
 }
 
@@ -281,6 +283,8 @@ pub struct Candidate {
     pub tip: Tip,
     /// The `X-Rot-Tip` value of its tip.
     pub tip_header: HeaderValue,
+    /// Whether it says its index follows its node at the tip.
+    pub synced: bool,
     routes: Routes,
 }
 
@@ -578,7 +582,7 @@ impl Pool {
             }
         }
         lock(&self.upstreams).retain(|key, _| keep.contains(key));
-        let tips: Vec<Tip> = healthy.values().map(|c| c.tip).collect();
+        let tips: Vec<Tip> = healthy.values().filter(|c| c.synced).map(|c| c.tip).collect();
         let previous = match self.view().agreement() {
             Agreement::Agreed { tip } => Some(*tip),
             _ => None,
@@ -593,7 +597,7 @@ impl Pool {
             Agreement::Agreed { tip } => {
                 let mut on_tip: Vec<Candidate> = healthy
                     .values()
-                    .filter(|c| c.tip == *tip)
+                    .filter(|c| c.synced && c.tip == *tip)
                     .cloned()
                     .collect();
                 on_tip.sort_by_key(|c| c.upstream.key);
@@ -650,9 +654,9 @@ impl Pool {
             height: record.height,
             hash: record.tip_hash,
         };
-        let tip = match probe.tip {
-            Some(seen) if probe.at_ms >= record.last_heartbeat_ms => seen,
-            _ => heard,
+        let (tip, synced) = match probe.tip {
+            Some(seen) if probe.at_ms >= record.last_heartbeat_ms => (seen, probe.synced),
+            _ => (heard, record.synced),
         };
         Ok(Candidate {
             upstream: Arc::clone(upstream),
@@ -661,6 +665,7 @@ impl Pool {
             tip,
             tip_header: HeaderValue::from_str(&tip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
+            synced,
             routes: Routes::offered(&record.capabilities),
         })
     }
@@ -760,7 +765,7 @@ impl Pool {
                     status: server.status,
                     healthy: candidate.is_some() && ejected_until.is_none(),
                     unhealthy_reason: view.listed.get(&key).cloned(),
-                    on_agreed_tip: candidate.is_some_and(|c| Some(c.tip) == agreed),
+                    on_agreed_tip: candidate.is_some_and(|c| c.synced && Some(c.tip) == agreed),
                     tip: candidate.map(|c| c.tip),
                     probe: upstream.map(|u| u.probe().clone()).unwrap_or_default(),
                     latency_us: upstream.map_or(0, |u| u.latency_us.load(Ordering::Relaxed)),
@@ -846,6 +851,7 @@ mod tests {
             target: Target::of("http://127.0.0.1:1"),
             tip: tip(10, 1),
             tip_header: HeaderValue::from_static("10:x"),
+            synced: true,
             routes,
         }
     }

@@ -40,6 +40,7 @@ fn heartbeat(identity: &Identity, info: &Value, url: &str, seq: u64) -> Signed<H
         software: "rot-server/test".into(),
         backend: rot_proto::BackendKind::Native,
         capabilities: vec![],
+        synced: true,
     };
     Signed::sign(identity, &beat).unwrap()
 }

@@ -191,6 +191,7 @@ fn signed_heartbeat(world: &World) -> impl Strategy<Value = Value> + use<> {
                     software,
                     backend: BackendKind::Native,
                     capabilities,
+                    synced: true,
                 };
                 serde_json::to_value(Signed::sign(&identity(signer), &heartbeat).unwrap()).unwrap()
             },
@@ -212,6 +213,7 @@ fn heartbeat_body(world: &World) -> BoxedStrategy<Vec<u8>> {
                 software: "fuzz".into(),
                 backend: BackendKind::Electrum,
                 capabilities: vec!["esplora".into()],
+                synced: true,
             };
             serde_json::to_vec(&Signed::sign(&identity(signer), &heartbeat).unwrap()).unwrap()
         })

@@ -267,6 +267,7 @@ fn beat_with(
         software: "fake-server/1".into(),
         backend: BackendKind::Native,
         capabilities: vec!["esplora".into()],
+        synced: true,
     };
     edit(&mut heartbeat);
     Signed::sign(identity, &heartbeat).unwrap()

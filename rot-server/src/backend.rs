@@ -24,6 +24,16 @@ pub struct Tip {
     pub hash: Hash256,
 }
 
+/// Records that a backend cannot follow its source of blocks (the node, the Electrum server)
+/// because of `error`, until its next successful pass: whether the chain moved on is unknown
+/// meanwhile, so the index is not said to be synced.
+pub fn lost_the_node(progress: &std::sync::Mutex<IndexProgress>, error: &Error) {
+    let mut progress = progress.lock().expect("progress lock");
+    progress.synced = false;
+    progress.eta_secs = None;
+    progress.node_error = Some(error.to_string());
+}
+
 /// Where a transaction stands, in Esplora's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TxStatus {

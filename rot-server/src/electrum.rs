@@ -817,6 +817,7 @@ impl Follower {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in = ?retry, "following the Electrum server failed; serving from the headers held meanwhile");
+                        crate::backend::lost_the_node(&self.progress, &e);
                         let pause = retry;
                         retry = (retry * 2).min(RETRY_MAX);
                         pause
@@ -961,6 +962,7 @@ impl Follower {
         progress.indexed_height = u64::from(tip.height);
         progress.node_height = u64::from(server_height);
         progress.synced = tip.height >= server_height;
+        progress.node_error = None;
         if let Some((blocks, elapsed)) = rate {
             let per_sec_milli = (u128::from(blocks) * 1_000_000)
                 .checked_div(elapsed.as_millis().max(1))

@@ -241,6 +241,7 @@ impl ProxyLink {
             software: info.software,
             backend: info.backend,
             capabilities: info.capabilities,
+            synced: info.index.synced,
         };
         let signed = match self.state.sign(&heartbeat) {
             Ok(signed) => signed,

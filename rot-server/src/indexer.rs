@@ -227,7 +227,8 @@ impl Indexer {
                 run.push(block);
                 if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
-                    self.apply_run(std::mem::take(&mut run), undo_from).await?;
+                    self.apply_run(std::mem::take(&mut run), undo_from, end)
+                        .await?;
                     run_txs = 0;
                 }
             }
@@ -239,7 +240,7 @@ impl Indexer {
         fetcher.abort();
         if !run.is_empty() {
             applied += run.len() as u32;
-            self.apply_run(run, undo_from).await?;
+            self.apply_run(run, undo_from, end).await?;
         }
         if applied > 1 {
             self.log_progress(start, applied, end, started.elapsed());
@@ -247,7 +248,13 @@ impl Indexer {
         result.map(|()| applied > 0)
     }
 
-    async fn apply_run(&self, run: Vec<IndexedBlock>, undo_from: u32) -> Result<(), Error> {
+    /// Applies a run of blocks of a pass towards the node's height `end`.
+    async fn apply_run(
+        &self,
+        run: Vec<IndexedBlock>,
+        undo_from: u32,
+        end: u32,
+    ) -> Result<(), Error> {
         let store = self.store.clone();
         let reorg_limit = self.reorg_limit;
         let tip = run.last().map(|b| Tip {
@@ -258,8 +265,9 @@ impl Indexer {
             .run(move || store.apply_blocks(&run, undo_from, reorg_limit))
             .await?;
         if let Some(tip) = tip {
+            // Progress first: a new tip wakes the heartbeats, which should carry it.
+            self.note_progress(tip.height, end);
             self.tips.send_replace(tip);
-            self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
         }
         Ok(())
     }
@@ -279,16 +287,22 @@ impl Indexer {
 
     fn publish(&self, node_height: u32) -> Result<(), Error> {
         let tip = self.store.tip()?.unwrap_or_default();
+        self.note_progress(tip.height, node_height);
         self.tips
             .send_if_modified(|current| std::mem::replace(current, tip) != tip);
+        Ok(())
+    }
+
+    /// Records the index at `height` with the node (just heard from) at `node_height`.
+    fn note_progress(&self, height: u32, node_height: u32) {
         let mut progress = self.progress.lock().expect("progress lock");
-        progress.indexed_height = u64::from(tip.height);
+        progress.indexed_height = u64::from(height);
         progress.node_height = u64::from(node_height);
-        progress.synced = tip.height >= node_height;
+        progress.synced = height >= node_height;
+        progress.node_error = None;
         if progress.synced {
             progress.eta_secs = Some(0);
         }
-        Ok(())
     }
 }
 

@@ -69,7 +69,15 @@ impl NativeBackend {
             tips,
             progress,
         };
-        let task = tokio::spawn(follow(indexer, mempool, store, rpc, rules, shutdown));
+        let task = tokio::spawn(follow(
+            indexer,
+            mempool,
+            store,
+            rpc,
+            rules,
+            backend.progress.clone(),
+            shutdown,
+        ));
         Ok((backend, task))
     }
 
@@ -100,6 +108,7 @@ async fn follow(
     store: Store,
     rpc: NodeRpc,
     rules: ChainRules,
+    progress: Arc<Mutex<IndexProgress>>,
     shutdown: CancellationToken,
 ) {
     let mut retry = RETRY_FIRST;
@@ -117,6 +126,9 @@ async fn follow(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?retry, "indexer pass failed; serving from the index meanwhile");
+                    // Whether the node moved on is unknown now: say so, so that proxies stop
+                    // sending wallets here while the index may fall behind.
+                    crate::backend::lost_the_node(&progress, &e);
                     let pause = retry;
                     retry = (retry * 2).min(RETRY_MAX);
                     pause

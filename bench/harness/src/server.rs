@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rot_server::config::Config;
 use rot_server::server::{Running, start};
+use rot_server::store::{Rows, Store};
 use tokio_util::sync::CancellationToken;
 
 use std::collections::BTreeSet;
@@ -148,6 +149,29 @@ impl RotServer {
             running.join().await;
         }
     }
+}
+
+/// Every row of every table of the index in the data dir of a stopped server, for tests
+/// that compare two indexes.
+pub fn index_dump(data_dir: &std::path::Path) -> Result<BTreeMap<&'static str, Rows>, Error> {
+    let store = Store::open(&data_dir.join("index"), "ltc-regtest", 16 << 20)?;
+    Ok(store.dump()?)
+}
+
+/// The index a fresh server builds of `node`'s chain (synced within `timeout`), as
+/// [`index_dump`] gives it: what an index must equal after any crash and restart.
+pub async fn fresh_index(
+    node: &Litecoind,
+    timeout: Duration,
+) -> Result<BTreeMap<&'static str, Rows>, Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        what: "creating a temp dir".into(),
+        source: e,
+    })?;
+    let server = RotServer::start_with(node, Some(dir.path().to_owned()), &[]).await?;
+    server.wait_synced(node, timeout).await?;
+    server.stop().await;
+    index_dump(dir.path())
 }
 
 impl Drop for RotServer {

@@ -203,6 +203,7 @@ async fn spawn(liar: Arc<Liar>, proxy: &str, stop: &CancellationToken) -> String
                 software: "liar/1".into(),
                 backend: info.backend,
                 capabilities: info.capabilities,
+                synced: info.index.synced,
             };
             let signed = Signed::sign(&liar.identity, &beat).unwrap();
             let _ = liar

@@ -1,13 +1,11 @@
 //! Helpers shared by the server tests: nodes with funded wallets, and checks of the API's
 //! answers against what the node itself reports.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rot_harness::{AddressType, ApiClient, ChainView, Litecoind, Reply, RotServer, Wallet, sat};
 use rot_proto::{Hash256, MerkleProof, ScriptHash};
-use rot_server::store::{Rows, Store};
 use serde_json::{Value, json};
 
 /// Bound on the server catching up with the node after a change.
@@ -533,21 +531,4 @@ pub fn error_body(reply: &Reply, status: u16) -> Value {
     );
     assert!(!error["message"].as_str().unwrap().is_empty());
     body
-}
-
-/// Every table of the index in `data_dir`, read after its server stopped.
-pub fn index_dump(data_dir: &Path) -> BTreeMap<&'static str, Rows> {
-    let store = Store::open(&data_dir.join("index"), "ltc-regtest", 16 << 20).unwrap();
-    store.dump().unwrap()
-}
-
-/// Indexes the node's chain with a fresh server and returns its index.
-pub async fn fresh_index(node: &Litecoind) -> BTreeMap<&'static str, Rows> {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RotServer::start_with(node, Some(dir.path().to_owned()), &[])
-        .await
-        .unwrap();
-    server.wait_synced(node, SYNC).await.unwrap();
-    server.stop().await;
-    index_dump(dir.path())
 }

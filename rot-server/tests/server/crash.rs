@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rot_harness::{ApiClient, Litecoind, rot_server_settings};
+use rot_harness::{ApiClient, Litecoind, fresh_index, index_dump, rot_server_settings};
 use rot_proto::message::ServerInfo;
 use rot_proto::signed::Signed;
 
@@ -178,8 +178,8 @@ async fn a_kill_9_while_indexing_resumes_to_the_index_of_an_uninterrupted_run() 
     }
     server.terminate();
     assert_eq!(
-        index_dump(&data_dir),
-        fresh_index(&node).await,
+        index_dump(&data_dir).unwrap(),
+        fresh_index(&node, SYNC).await.unwrap(),
         "killed at height {killed_at} of {tip}"
     );
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use rot_harness::{AddressType, ChainView, RotServer};
+use rot_harness::{AddressType, ChainView, RotServer, fresh_index, index_dump};
 use rot_proto::Hash256;
 use serde_json::{Value, json};
 
@@ -132,9 +132,9 @@ async fn a_reorg_is_followed_and_leaves_the_index_a_fresh_server_builds() {
     );
 
     server.stop().await;
-    let fresh = fresh_index(&node).await;
+    let fresh = fresh_index(&node, SYNC).await.unwrap();
     assert_eq!(
-        index_dump(data_dir.path()),
+        index_dump(data_dir.path()).unwrap(),
         fresh,
         "followed the reorg live"
     );
@@ -144,7 +144,7 @@ async fn a_reorg_is_followed_and_leaves_the_index_a_fresh_server_builds() {
     restarted.wait_synced(&node, SYNC).await.unwrap();
     restarted.stop().await;
     assert_eq!(
-        index_dump(offline_dir.path()),
+        index_dump(offline_dir.path()).unwrap(),
         fresh,
         "found the fork at start"
     );
