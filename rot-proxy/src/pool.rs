@@ -582,7 +582,11 @@ impl Pool {
             }
         }
         lock(&self.upstreams).retain(|key, _| keep.contains(key));
-        let tips: Vec<Tip> = healthy.values().filter(|c| c.synced).map(|c| c.tip).collect();
+        let tips: Vec<Tip> = healthy
+            .values()
+            .filter(|c| c.synced)
+            .map(|c| c.tip)
+            .collect();
         let previous = match self.view().agreement() {
             Agreement::Agreed { tip } => Some(*tip),
             _ => None,

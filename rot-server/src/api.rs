@@ -102,6 +102,11 @@ impl AppState {
         self.inner.standings.clone()
     }
 
+    /// Whether the index has caught up with its source of blocks and still follows it.
+    pub fn backend_synced(&self) -> bool {
+        self.inner.backend.progress().synced
+    }
+
     /// The server-info message as this server currently stands.
     pub fn server_info(&self) -> ServerInfo {
         let i = &self.inner;

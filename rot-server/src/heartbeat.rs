@@ -27,6 +27,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// First back-off after a proxy refuses or is unreachable; doubles up to the maximum.
 const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// How often the loop looks whether the index's `synced` changed since the last heartbeat
+/// (the node lost or back): worth telling at once, like a new tip.
+const SYNCED_CHECK: Duration = Duration::from_secs(1);
 /// Timeout of one heartbeat request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read of a proxy's answer: an ack or an error body is a few hundred bytes, and a
@@ -182,6 +185,7 @@ impl ProxyLink {
     async fn run(self, mut tips: watch::Receiver<Tip>, shutdown: CancellationToken) {
         let mut backoff = BACKOFF_FIRST;
         loop {
+            let said_synced = self.state.backend_synced();
             let outcome = self.send().await;
             self.state
                 .metrics()
@@ -219,6 +223,17 @@ impl ProxyLink {
                         return;
                     }
                 }
+                () = self.synced_changes(said_synced), if backoff == BACKOFF_FIRST => {}
+            }
+        }
+    }
+
+    /// Resolves once the index's `synced` is no longer `said`.
+    async fn synced_changes(&self, said: bool) {
+        loop {
+            tokio::time::sleep(SYNCED_CHECK).await;
+            if self.state.backend_synced() != said {
+                return;
             }
         }
     }

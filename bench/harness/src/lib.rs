@@ -25,6 +25,7 @@ pub use electrumx::{ElectrumX, ElectrumXBuilder};
 pub use error::Error;
 pub use litecoind::{Litecoind, LitecoindBuilder, MWEB_ACTIVATION_HEIGHT};
 pub use proxy::{ADMIN_TOKEN, RotProxy};
+pub use ring_process::{RingProcess, ring_proxy_settings, workspace_binary};
 pub use server::{RotServer, fresh_index, index_dump, settings as rot_server_settings};
 pub use service_process::ServiceProcess;
 pub use traffic::{Traffic, TrafficReport};

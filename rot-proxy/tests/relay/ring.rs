@@ -97,24 +97,7 @@ pub struct Proxy {
 
 /// Settings fast enough for tests; `extra` overrides.
 fn settings(data_dir: &Path, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = [
-        ("ROT_PROXY_COINS", "LTC:regtest"),
-        ("ROT_PROXY_LISTEN_ADDR", "127.0.0.1:0"),
-        ("ROT_PROXY_ADMIN_TOKEN", TOKEN),
-        ("ROT_PROXY_STALE_SECS", "5"),
-        ("ROT_PROXY_MAX_SERVERS_PER_ADDR", "100"),
-        ("ROT_PROXY_REGISTER_BURST", "100"),
-        ("ROT_PROXY_PROBE_INTERVAL_MS", "200"),
-        ("ROT_PROXY_PROBE_TIMEOUT_MS", "1000"),
-        ("ROT_PROXY_SUITE_INTERVAL_MS", "30000"),
-        ("ROT_PROXY_CROSS_CHECK_INTERVAL_MS", "500"),
-        ("ROT_PROXY_RELAY_TIMEOUT_MS", "3000"),
-        ("ROT_PROXY_RELAY_RATE_PER_SEC", "100000"),
-        ("ROT_PROXY_RELAY_BURST", "100000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut map = rot_harness::ring_proxy_settings(TOKEN);
     map.insert(
         "ROT_PROXY_DATA_DIR".to_owned(),
         data_dir.display().to_string(),

@@ -1,0 +1,18 @@
+//! Crashes under steady wallet traffic, against real processes on loopback: a rot-server
+//! killed with `kill -9` and restarted on its data dir, a rot-proxy killed and restarted on
+//! its directory, a coin node killed and restarted under its server. Each case asserts what
+//! wallets saw and prints its figures as `faults: <case>: <name>=<value> ...`.
+
+#[path = "faults_crashes/common.rs"]
+mod common;
+#[path = "faults_crashes/node_kill.rs"]
+mod node_kill;
+#[path = "faults_crashes/proxy_kill.rs"]
+mod proxy_kill;
+// The relay tests' ring (funded nodes, an in-process proxy and its views), shared as is; this
+// binary uses only part of it.
+#[path = "relay/ring.rs"]
+#[allow(dead_code)]
+mod ring;
+#[path = "faults_crashes/server_kill.rs"]
+mod server_kill;
