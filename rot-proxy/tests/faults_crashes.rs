@@ -1,8 +1,11 @@
 //! Crashes under steady wallet traffic, against real processes on loopback: a rot-server
 //! killed with `kill -9` and restarted on its data dir, a rot-proxy killed and restarted on
-//! its directory, a coin node killed and restarted under its server. Each case asserts what
-//! wallets saw and prints its figures as `faults: <case>: <name>=<value> ...`.
+//! its directory, a coin node killed and restarted under its server, and a server killed
+//! while its node is down. Each case asserts what wallets saw and prints its figures as
+//! `faults: <case>: <name>=<value> ...`.
 
+#[path = "faults_crashes/combined.rs"]
+mod combined;
 #[path = "faults_crashes/common.rs"]
 mod common;
 #[path = "faults_crashes/node_kill.rs"]

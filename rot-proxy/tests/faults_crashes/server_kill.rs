@@ -48,6 +48,11 @@ async fn a_killed_server_costs_no_request_and_returns_with_a_clean_index() {
         },
     )
     .await;
+    // Taken out by its failed relayed requests (ejected for a while) or by a failed probe.
+    let stopped_by = match relay_view_of(&proxy, &dead).await {
+        Some(s) if !s["ejected_until_ms"].is_null() => "ejection",
+        _ => "probe",
+    };
     // Requests already on their way to it when it died are counted as they fail.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let requests_dead = requests_to(&proxy, &dead).await;
@@ -101,6 +106,7 @@ async fn a_killed_server_costs_no_request_and_returns_with_a_clean_index() {
             ("answered", report.answered.to_string()),
             ("answered_while_dead", answered_while_dead.to_string()),
             ("stop_relaying_ms", ms(stopped)),
+            ("stopped_by", stopped_by.to_owned()),
             ("down_ms", ms(down)),
             ("restart_to_api_ms", ms(up)),
             ("restart_to_served_ms", ms(served)),
