@@ -24,6 +24,11 @@ pub struct Tip {
     pub hash: Hash256,
 }
 
+/// Failed passes in a row after which a backend says it lost its source of blocks: one failure
+/// may be a hiccup (a timeout under load) not worth being taken out of rotation for; a source
+/// that is gone fails every pass.
+pub const LOST_AFTER_FAILURES: u32 = 2;
+
 /// Records that a backend cannot follow its source of blocks (the node, the Electrum server)
 /// because of `error`, until its next successful pass: whether the chain moved on is unknown
 /// meanwhile, so the index is not said to be synced.

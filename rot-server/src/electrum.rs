@@ -806,6 +806,7 @@ impl Follower {
     async fn run(self, shutdown: CancellationToken) {
         let mut wakeups = self.rpc.wakeups();
         let mut retry = RETRY_FIRST;
+        let mut failures = 0;
         loop {
             wakeups.borrow_and_update();
             let pause = tokio::select! {
@@ -813,11 +814,15 @@ impl Follower {
                 synced = self.sync() => match synced {
                     Ok(()) => {
                         retry = RETRY_FIRST;
+                        failures = 0;
                         KEEPALIVE
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in = ?retry, "following the Electrum server failed; serving from the headers held meanwhile");
-                        crate::backend::lost_the_node(&self.progress, &e);
+                        failures += 1;
+                        if failures >= crate::backend::LOST_AFTER_FAILURES {
+                            crate::backend::lost_the_node(&self.progress, &e);
+                        }
                         let pause = retry;
                         retry = (retry * 2).min(RETRY_MAX);
                         pause

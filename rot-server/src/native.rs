@@ -112,6 +112,7 @@ async fn follow(
     shutdown: CancellationToken,
 ) {
     let mut retry = RETRY_FIRST;
+    let mut failures = 0;
     loop {
         let pass = async {
             indexer.sync().await?;
@@ -122,13 +123,17 @@ async fn follow(
             result = pass => match result {
                 Ok(_) => {
                     retry = RETRY_FIRST;
+                    failures = 0;
                     POLL_EVERY
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?retry, "indexer pass failed; serving from the index meanwhile");
-                    // Whether the node moved on is unknown now: say so, so that proxies stop
-                    // sending wallets here while the index may fall behind.
-                    crate::backend::lost_the_node(&progress, &e);
+                    // Whether the node moves on is unknown while it fails: say so, so that
+                    // proxies stop sending wallets here while the index may fall behind.
+                    failures += 1;
+                    if failures >= crate::backend::LOST_AFTER_FAILURES {
+                        crate::backend::lost_the_node(&progress, &e);
+                    }
                     let pause = retry;
                     retry = (retry * 2).min(RETRY_MAX);
                     pause
