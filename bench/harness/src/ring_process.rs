@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::data_dir::data_dir_or_temp;
 use crate::{Error, Litecoind, ServiceProcess, rot_server_settings};
 
 /// A service binary that can be killed and started again on the same port and data dir.
@@ -22,7 +23,7 @@ pub struct RingProcess {
     /// A path that answers once the service serves.
     ready_path: &'static str,
     process: Option<ServiceProcess>,
-    _owned_dir: tempfile::TempDir,
+    _owned_dir: Option<tempfile::TempDir>,
 }
 
 impl RingProcess {
@@ -33,11 +34,11 @@ impl RingProcess {
         extra: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let (dir, data_dir) = data_dir()?;
+        let (data_dir, owned) = data_dir_or_temp(None)?;
         let mut envs = rot_server_settings(node, &data_dir);
         Self::launch(
             binary,
-            (dir, data_dir),
+            (data_dir, owned),
             &mut envs,
             "ROT_LISTEN_ADDR",
             "/rot/v1/info",
@@ -54,7 +55,7 @@ impl RingProcess {
         settings: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let (dir, data_dir) = data_dir()?;
+        let (data_dir, owned) = data_dir_or_temp(None)?;
         let mut envs = settings.clone();
         envs.insert(
             "ROT_PROXY_DATA_DIR".to_owned(),
@@ -62,7 +63,7 @@ impl RingProcess {
         );
         Self::launch(
             binary,
-            (dir, data_dir),
+            (data_dir, owned),
             &mut envs,
             "ROT_PROXY_LISTEN_ADDR",
             "/v1/coins",
@@ -74,7 +75,7 @@ impl RingProcess {
 
     async fn launch(
         binary: &Path,
-        (dir, data_dir): (tempfile::TempDir, PathBuf),
+        (data_dir, owned): (PathBuf, Option<tempfile::TempDir>),
         envs: &mut BTreeMap<String, String>,
         listen_name: &str,
         ready_path: &'static str,
@@ -99,7 +100,7 @@ impl RingProcess {
             envs: envs.clone(),
             ready_path,
             process: None,
-            _owned_dir: dir,
+            _owned_dir: owned,
         };
         process.start(timeout).await?;
         Ok(process)
@@ -191,15 +192,6 @@ pub fn ring_proxy_settings(token: &str) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
-}
-
-fn data_dir() -> Result<(tempfile::TempDir, PathBuf), Error> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        what: "creating a temp dir".into(),
-        source: e,
-    })?;
-    let data_dir = dir.path().join("data");
-    Ok((dir, data_dir))
 }
 
 /// The binary `name` of package `package` of this workspace, built (by cargo, once per test

@@ -164,14 +164,12 @@ pub async fn fresh_index(
     node: &Litecoind,
     timeout: Duration,
 ) -> Result<BTreeMap<&'static str, Rows>, Error> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        what: "creating a temp dir".into(),
-        source: e,
-    })?;
-    let server = RotServer::start_with(node, Some(dir.path().to_owned()), &[]).await?;
+    // The data dir outlives the server, to be read after it stopped.
+    let (data_dir, _owned) = data_dir_or_temp(None)?;
+    let server = RotServer::start_with(node, Some(data_dir.clone()), &[]).await?;
     server.wait_synced(node, timeout).await?;
     server.stop().await;
-    index_dump(dir.path())
+    index_dump(&data_dir)
 }
 
 impl Drop for RotServer {
