@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rot_harness::{AddressType, ApiClient, Litecoind, RotProxy, RotServer};
+use rot_harness::{
+    ADMIN_TOKEN, AddressType, ApiClient, Litecoind, RotProxy, RotServer, eventually,
+};
 use rot_proxy::status::SAMPLE_EVERY;
 
 const COIN: &str = "ltc-regtest";
@@ -44,25 +46,25 @@ async fn chromium(url: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Waits until the proxy lists `count` servers of the coin.
-async fn wait_listed(proxy: &ApiClient, count: u64) {
-    let started = Instant::now();
-    loop {
-        let healthy = proxy
-            .get_json("/v1/coins")
-            .await
-            .ok()
-            .and_then(|v| v["coins"][0]["healthy_servers"].as_u64())
-            .unwrap_or(0);
-        if healthy >= count {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "servers never listed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Waits until the relay serves from `count` healthy servers on the agreed tip (what the page
+/// shows), as the operator view says.
+async fn wait_on_tip(proxy: &ApiClient, count: usize) {
+    let operator = proxy.clone().with_bearer(ADMIN_TOKEN);
+    let path = format!("/v1/admin/coins/{COIN}/relay");
+    eventually(
+        &format!("{count} servers on the agreed tip"),
+        Duration::from_secs(60),
+        || async {
+            let view = operator.get_json(&path).await.ok()?;
+            let on_tip = view["servers"]
+                .as_array()?
+                .iter()
+                .filter(|s| s["healthy"] == true && s["on_agreed_tip"] == true)
+                .count();
+            (on_tip >= count).then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -87,7 +89,7 @@ async fn the_status_page_and_metrics_show_the_ring() {
         );
     }
     let api = ApiClient::new(&proxy.url);
-    wait_listed(&api, 2).await;
+    wait_on_tip(&api, 2).await;
 
     // Wallet traffic through the relay across two chart samples.
     let relay = format!("/v1/coins/{COIN}/esplora/address/{miner}/utxo");
@@ -101,6 +103,7 @@ async fn the_status_page_and_metrics_show_the_ring() {
     }
     assert!(relayed > 20, "only {relayed} relayed requests succeeded");
 
+    wait_on_tip(&api, 2).await;
     // The DOM after the page has loaded and refreshed itself once (virtual time).
     let url = format!("{}/", proxy.url);
     let dom = chromium(&url, &["--virtual-time-budget=7000", "--dump-dom"]).await;
