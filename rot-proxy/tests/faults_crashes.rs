@@ -12,10 +12,5 @@ mod common;
 mod node_kill;
 #[path = "faults_crashes/proxy_kill.rs"]
 mod proxy_kill;
-// The relay tests' ring (funded nodes, an in-process proxy and its views), shared as is; this
-// binary uses only part of it.
-#[path = "relay/ring.rs"]
-#[allow(dead_code)]
-mod ring;
 #[path = "faults_crashes/server_kill.rs"]
 mod server_kill;

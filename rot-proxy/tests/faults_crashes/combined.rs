@@ -7,7 +7,7 @@ use std::time::Instant;
 use rot_harness::{Traffic, fresh_index, index_dump};
 
 use crate::common::*;
-use crate::ring::*;
+use rot_harness::ring::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_its_node_is_down_returns_with_a_clean_index() {

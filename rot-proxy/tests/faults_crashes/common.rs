@@ -10,7 +10,7 @@ use rot_proto::message::ServerInfo;
 use rot_proto::signed::Signed;
 use serde_json::{Value, json};
 
-use crate::ring::{Node, PATIENCE, Proxy};
+use rot_harness::ring::{Node, PATIENCE, Proxy};
 
 /// Wallets asking at once.
 pub const WALLETS: usize = 8;

@@ -12,7 +12,7 @@ use rot_proto::message::ServerStatus;
 use serde_json::json;
 
 use crate::common::*;
-use crate::ring::*;
+use rot_harness::ring::*;
 
 /// Whether the proxy's record of `key` holds what its last heartbeat said of `synced`.
 async fn heartbeat_says_synced(proxy: &Proxy, key: &PublicKey) -> Option<bool> {

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use reqwest::StatusCode;
-use rot_harness::{ApiClient, RingProcess, RotServer, Traffic, ring_proxy_settings};
+use rot_harness::{ADMIN_TOKEN, ApiClient, RingProcess, RotServer, Traffic, ring_proxy_settings};
 use rot_proto::PublicKey;
 use rot_proxy::directory::AdminServers;
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::ring::*;
+use rot_harness::ring::*;
 
 /// The directory as a restart must keep it: each server's identity, URL and standing, as the
 /// operator and wallets see them (heartbeat ages, counters and latencies move on).
@@ -97,7 +97,7 @@ async fn clean_traffic(http: &reqwest::Client, esplora: &str, node: &Node, more:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     let node = Node::funded().await;
-    let mut settings = ring_proxy_settings(TOKEN);
+    let mut settings = ring_proxy_settings(ADMIN_TOKEN);
     // As in production, a server's heartbeat back-off after a failed heartbeat (5 s) is well
     // within the staleness limit, so a proxy restart does not make servers stale.
     settings.insert("ROT_PROXY_STALE_SECS".to_owned(), "15".to_owned());
@@ -105,7 +105,7 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     let mut proxy = RingProcess::proxy(binary, &settings, PATIENCE)
         .await
         .unwrap();
-    let operator = ApiClient::new(&proxy.url).with_bearer(TOKEN);
+    let operator = ApiClient::new(&proxy.url).with_bearer(ADMIN_TOKEN);
     let registering = [
         ("ROT_PROXIES", proxy.url.as_str()),
         ("ROT_HEARTBEAT_SECS", "1"),

@@ -4,5 +4,4 @@
 
 mod liar;
 mod nodes;
-mod ring;
 mod traffic;

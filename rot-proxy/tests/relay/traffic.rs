@@ -2,31 +2,14 @@
 //! tip; pins; broadcasts to two servers; a wallet's bad request; a server stopped under
 //! steady traffic without a single failed request.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use rot_harness::Traffic;
-use rot_proto::PublicKey;
 use serde_json::Value;
 
-use crate::ring::*;
-
-/// Relayed requests per server so far, from the operator view.
-async fn requests(proxy: &Proxy) -> BTreeMap<PublicKey, u64> {
-    let view = proxy.relay_view().await;
-    view["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                serde_json::from_value(s["server_key"].clone()).unwrap(),
-                s["requests"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+use rot_harness::ring::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallets_are_served_and_a_dying_server_costs_no_request() {
@@ -96,7 +79,7 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
     }
 
     // A broadcast goes to two servers.
-    let before = requests(&proxy).await;
+    let before = proxy.requests().await;
     let raw = node.signed_payment(1_000_000).await;
     let response = proxy
         .http
@@ -113,7 +96,7 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
         .await
         .unwrap();
     assert!(mempool.contains(&txid));
-    let after = requests(&proxy).await;
+    let after = proxy.requests().await;
     let sent_to: Vec<u64> = keys.iter().map(|k| after[k] - before[k]).collect();
     assert_eq!(sent_to.iter().sum::<u64>(), 2, "{sent_to:?}");
     assert!(sent_to.iter().all(|&n| n <= 1), "{sent_to:?}");

@@ -1,32 +1,33 @@
-//! A small ring for the relay tests: real regtest litecoind nodes, real rot-servers over
+//! A small ring for relay and fault tests: real regtest litecoind nodes, real rot-servers over
 //! them that register with an in-process rot-proxy by their own heartbeats, and helpers to
 //! read the proxy's views. Probe intervals are sub-second so tests run fast.
+//!
+//! The helpers are test assertions: they panic with what they saw rather than return errors.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use rot_harness::{AddressType, Litecoind, RotServer, Wallet};
 use rot_proto::message::DirectoryEntry;
 use rot_proto::{Hash256, PublicKey};
-use rot_proxy::config::Config;
-use rot_proxy::server::{Running, start};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-/// The operator token of test proxies.
-pub const TOKEN: &str = "relay-test-operator-token";
+use crate::{ADMIN_TOKEN, AddressType, Litecoind, RotProxy, RotServer, Wallet};
+
 /// The coin id served.
 pub const COIN: &str = "ltc-regtest";
 /// Longest wait for anything a test waits for.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A regtest node with a funded wallet and a miner address.
+#[derive(Debug)]
 pub struct Node {
+    /// The node.
     pub node: Litecoind,
+    /// Its funded wallet.
     pub wallet: Wallet,
+    /// The wallet's address blocks are mined to.
     pub miner: String,
 }
 
@@ -86,42 +87,38 @@ impl Node {
     }
 }
 
-/// An in-process rot-proxy serving LTC regtest.
+/// An in-process rot-proxy serving LTC regtest with fast probes, and a client of it.
+#[derive(Debug)]
 pub struct Proxy {
+    /// Base URL of its API.
     pub url: String,
+    /// A client that bypasses any HTTP proxy of the environment.
     pub http: reqwest::Client,
-    running: Option<Running>,
-    shutdown: CancellationToken,
-    _data: tempfile::TempDir,
+    inner: RotProxy,
 }
 
-/// Settings fast enough for tests; `extra` overrides.
-fn settings(data_dir: &Path, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut map = rot_harness::ring_proxy_settings(TOKEN);
-    map.insert(
-        "ROT_PROXY_DATA_DIR".to_owned(),
-        data_dir.display().to_string(),
-    );
+/// The ring's proxy settings with `extra` over them.
+fn settings(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut map = crate::ring_proxy_settings(ADMIN_TOKEN);
     for (key, value) in extra {
         map.insert((*key).to_owned(), (*value).to_owned());
     }
-    map
+    map.into_iter().collect()
 }
 
 impl Proxy {
     /// Starts a proxy with the test settings and `extra` ones.
     pub async fn start(extra: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let config = Config::from_map(&settings(data.path(), extra)).unwrap();
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let shutdown = CancellationToken::new();
-        let running = start(config, listener, shutdown.clone()).await.unwrap();
+        let settings = settings(extra);
+        let settings: Vec<(&str, &str)> = settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let inner = RotProxy::start_with(None, &settings).await.unwrap();
         Self {
-            url: format!("http://{}", running.addr),
+            url: inner.url.clone(),
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            running: Some(running),
-            shutdown,
-            _data: data,
+            inner,
         }
     }
 
@@ -132,13 +129,18 @@ impl Proxy {
 
     /// A rot-server over `node` that registers here.
     pub async fn server(&self, node: &Litecoind) -> RotServer {
-        RotServer::start_with(
-            node,
-            None,
-            &[("ROT_PROXIES", &self.url), ("ROT_HEARTBEAT_SECS", "1")],
-        )
-        .await
-        .unwrap()
+        self.server_with(node, &[]).await
+    }
+
+    /// A rot-server over `node` that registers here, with `extra` settings (e.g. the
+    /// `ROT_PUBLIC_URL` it registers).
+    pub async fn server_with(&self, node: &Litecoind, extra: &[(&str, &str)]) -> RotServer {
+        let mut all = vec![
+            ("ROT_PROXIES", self.url.as_str()),
+            ("ROT_HEARTBEAT_SECS", "1"),
+        ];
+        all.extend_from_slice(extra);
+        RotServer::start_with(node, None, &all).await.unwrap()
     }
 
     /// GET `path` of the relay: status, headers, body text.
@@ -163,7 +165,7 @@ impl Proxy {
         let response = self
             .http
             .get(format!("{}{path}", self.url))
-            .bearer_auth(TOKEN)
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
@@ -178,6 +180,22 @@ impl Proxy {
     /// The relay's operator view of the coin.
     pub async fn relay_view(&self) -> Value {
         self.admin(&format!("/v1/admin/coins/{COIN}/relay")).await
+    }
+
+    /// Relayed requests per server so far, from the operator view.
+    pub async fn requests(&self) -> BTreeMap<PublicKey, u64> {
+        let view = self.relay_view().await;
+        view["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    serde_json::from_value(s["server_key"].clone()).unwrap(),
+                    s["requests"].as_u64().unwrap(),
+                )
+            })
+            .collect()
     }
 
     /// The wallet-facing directory entries.
@@ -239,11 +257,9 @@ impl Proxy {
         panic!("the relay did not come to serve from {wanted:?} at {tip:?}: {last:#}");
     }
 
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(running) = self.running.take() {
-            running.join().await;
-        }
+    /// Stops the proxy and waits for its tasks.
+    pub async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 
@@ -256,24 +272,4 @@ pub async fn key_of(server: &RotServer) -> PublicKey {
 /// The `X-Rot-Server` key of a relayed answer.
 pub fn answered_by(headers: &HeaderMap) -> PublicKey {
     headers["x-rot-server"].to_str().unwrap().parse().unwrap()
-}
-
-/// Waits until `check` holds (checked every 100 ms), or panics with `what` and its last
-/// state.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = (bool, String)>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut state = String::new();
-    while tokio::time::Instant::now() < deadline {
-        let (done, now) = check().await;
-        if done {
-            return;
-        }
-        state = now;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}; last state: {state}");
 }
