@@ -30,6 +30,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// How often the loop looks whether the index's `synced` changed since the last heartbeat
 /// (the node lost or back): worth telling at once, like a new tip.
 const SYNCED_CHECK: Duration = Duration::from_secs(1);
+/// How often a link not yet started looks whether the index has caught up with its node.
+const FIRST_SYNC_CHECK: Duration = Duration::from_millis(100);
 /// Timeout of one heartbeat request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read of a proxy's answer: an ack or an error body is a few hundred bytes, and a
@@ -183,6 +185,15 @@ impl Outcome {
 
 impl ProxyLink {
     async fn run(self, mut tips: watch::Receiver<Tip>, shutdown: CancellationToken) {
+        // A proxy runs its conformance suite on a new server at once; one still building its
+        // index would fail it (not even the genesis block yet) and be warned for it. So the
+        // first heartbeat waits until the index has caught up with the node.
+        while !self.state.backend_synced() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(FIRST_SYNC_CHECK) => {}
+            }
+        }
         let mut backoff = BACKOFF_FIRST;
         loop {
             let said_synced = self.state.backend_synced();
