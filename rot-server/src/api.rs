@@ -185,7 +185,11 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/mempool/txids", get(mempool_txids))
         .route("/rot/v1/info", get(info))
         .route("/rot/v1/challenge", get(challenge))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistent_view,
+        ));
     let router = esplora
         .fallback(|| async { Error::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
@@ -198,6 +202,17 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             .allow_headers([header::CONTENT_TYPE]),
     );
     http_metrics.layer(router)
+}
+
+/// Runs a request on a consistent view of the backend's index (see
+/// [`Backend::consistent_view`]).
+async fn consistent_view(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let _view = s.backend().consistent_view().await;
+    next.run(request).await
 }
 
 /// Prometheus metrics, with the backend's numbers as of now.

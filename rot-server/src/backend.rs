@@ -149,6 +149,9 @@ pub struct Utxo {
     pub value: u64,
 }
 
+/// A request's hold on a consistent view of the index ([`Backend::consistent_view`]).
+pub type ViewGuard = tokio::sync::OwnedRwLockReadGuard<()>;
+
 /// The queries of the API. Errors use [`Error::NotFound`] for unknown ids and
 /// [`Error::Unsupported`] for what a backend cannot answer (the API turns it into 501).
 #[async_trait]
@@ -161,6 +164,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn tips(&self) -> watch::Receiver<Tip>;
     /// Indexing progress for the info endpoint and logs.
     fn progress(&self) -> IndexProgress;
+    /// Held by a request while it reads, for backends whose index changes in several steps
+    /// (undoing blocks, applying the new branch, the mempool view): a reorganisation waits
+    /// for readers and readers wait for it, so a wallet sees the chain before or after it,
+    /// never a step between.
+    async fn consistent_view(&self) -> Option<ViewGuard> {
+        None
+    }
 
     /// Hash of the best-chain block at `height`.
     async fn block_hash(&self, height: u32) -> Result<Hash256, Error>;

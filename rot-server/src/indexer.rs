@@ -8,13 +8,15 @@
 //! Reorganisations: before fetching, the stored tip is compared with the node's block at
 //! the same height; while they differ, the tip is undone from its undo data (at most
 //! `reorg_limit` blocks). A block whose parent is not the stored tip (the node reorganised
-//! while we fetched) ends the run, and the next pass finds the fork.
+//! while we fetched) ends the run, and the next pass finds the fork. A reorganisation (the
+//! undo, the new branch, and the caller's mempool update) happens under the write lock of the
+//! backend's view, so requests see the chain before it or after it, never a step between.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rot_proto::{Block, ChainRules, Hash256, IndexProgress};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc, watch};
 
 use crate::Error;
 use crate::backend::Tip;
@@ -49,7 +51,12 @@ pub struct Indexer {
     tips: watch::Sender<Tip>,
     progress: Arc<Mutex<IndexProgress>>,
     writer: Writer,
+    /// The lock requests read the index under ([`crate::backend::Backend::consistent_view`]).
+    view: Arc<RwLock<()>>,
 }
+
+/// Held while the index is reorganised; requests wait until it is dropped.
+pub type Reorganising = OwnedRwLockWriteGuard<()>;
 
 /// A job for the writer thread.
 type Job = Box<dyn FnOnce() + Send>;
@@ -132,7 +139,8 @@ pub fn indexed_block(height: u32, raw: &[u8], rules: &ChainRules) -> Result<Inde
 }
 
 impl Indexer {
-    /// An indexer writing to `store`, publishing its tip on `tips` and its progress.
+    /// An indexer writing to `store`, publishing its tip on `tips` and its progress, and
+    /// reorganising under `view`'s write lock.
     pub fn new(
         store: Store,
         rpc: NodeRpc,
@@ -140,6 +148,7 @@ impl Indexer {
         reorg_limit: u32,
         tips: watch::Sender<Tip>,
         progress: Arc<Mutex<IndexProgress>>,
+        view: Arc<RwLock<()>>,
     ) -> Result<Self, Error> {
         Ok(Self {
             store,
@@ -149,26 +158,45 @@ impl Indexer {
             tips,
             progress,
             writer: Writer::start()?,
+            view,
         })
     }
 
-    /// Brings the index up to the node's best block; returns whether anything changed.
-    pub async fn sync(&self) -> Result<bool, Error> {
+    /// Brings the index up to the node's best block. When the node has left the stored tip's
+    /// chain, the undo and the new branch happen under the view's write lock, which is
+    /// returned held: the caller drops it once its own view (the mempool) is in line too.
+    pub async fn sync(&self) -> Result<Option<Reorganising>, Error> {
         let info = self.rpc.get_blockchain_info().await?;
-        let mut changed = self.undo_to_fork(info.blocks).await?;
+        let mut reorganising = None;
+        if let Some(tip) = self.store.tip()?
+            && !self.in_best_chain(&tip, info.blocks).await?
+        {
+            reorganising = Some(self.view.clone().write_owned().await);
+            self.undo_to_fork(info.blocks).await?;
+        }
         let start = self.store.tip()?.map_or(0, |t| t.height + 1);
+        if info.blocks.saturating_sub(start) > self.reorg_limit {
+            // So far behind, this index is not served from: catching up need not hold
+            // requests.
+            reorganising = None;
+        }
         if start <= info.blocks {
-            changed |= self.catch_up(start, info.blocks).await?;
+            self.catch_up(start, info.blocks).await?;
         }
         self.publish(info.blocks)?;
-        Ok(changed)
+        Ok(reorganising)
+    }
+
+    /// Whether the stored `tip` is still in the node's best chain, of height `node_height`.
+    async fn in_best_chain(&self, tip: &Tip, node_height: u32) -> Result<bool, Error> {
+        Ok(tip.height <= node_height && self.rpc.get_block_hash(tip.height).await? == tip.hash)
     }
 
     /// Undoes stored blocks that are no longer in the node's best chain.
-    async fn undo_to_fork(&self, node_height: u32) -> Result<bool, Error> {
+    async fn undo_to_fork(&self, node_height: u32) -> Result<(), Error> {
         let mut undone = 0u32;
         while let Some(tip) = self.store.tip()? {
-            if tip.height <= node_height && self.rpc.get_block_hash(tip.height).await? == tip.hash {
+            if self.in_best_chain(&tip, node_height).await? {
                 break;
             }
             if undone >= self.reorg_limit {
@@ -182,11 +210,11 @@ impl Indexer {
             tracing::info!(undone = %tip.hash, height = tip.height, new_tip = ?new_tip.map(|t| t.height), "undid block no longer in the best chain");
             undone += 1;
         }
-        Ok(undone > 0)
+        Ok(())
     }
 
     /// Fetches, parses and applies blocks `start..=end`.
-    async fn catch_up(&self, start: u32, end: u32) -> Result<bool, Error> {
+    async fn catch_up(&self, start: u32, end: u32) -> Result<(), Error> {
         let (sender, mut receiver) = mpsc::channel::<Result<Vec<IndexedBlock>, Error>>(FETCH_AHEAD);
         let fetcher = tokio::spawn(fetch_blocks(
             self.rpc.clone(),
@@ -245,7 +273,7 @@ impl Indexer {
         if applied > 1 {
             self.log_progress(start, applied, end, started.elapsed());
         }
-        result.map(|()| applied > 0)
+        result
     }
 
     /// Applies a run of blocks of a pass towards the node's height `end`.

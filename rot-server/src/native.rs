@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::backend::{
-    Backend, BlockStatus, BlockSummary, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
+    Backend, BlockStatus, BlockSummary, OutSpend, ScriptStats, Tip, TxStatus, Utxo, ViewGuard,
 };
 use crate::indexer::Indexer;
 use crate::mempool::Mempool;
@@ -36,6 +36,8 @@ pub struct NativeBackend {
     mempool: Arc<RwLock<Mempool>>,
     tips: watch::Receiver<Tip>,
     progress: Arc<Mutex<IndexProgress>>,
+    /// Read by requests, written by a reorganisation ([`Backend::consistent_view`]).
+    view: Arc<RwLock<()>>,
 }
 
 impl NativeBackend {
@@ -54,6 +56,7 @@ impl NativeBackend {
             ..IndexProgress::default()
         }));
         let mempool = Arc::new(RwLock::new(Mempool::default()));
+        let view = Arc::new(RwLock::new(()));
         let indexer = Indexer::new(
             store.clone(),
             rpc.clone(),
@@ -61,6 +64,7 @@ impl NativeBackend {
             reorg_limit,
             tip_sender,
             progress.clone(),
+            view.clone(),
         )?;
         let backend = Self {
             store: store.clone(),
@@ -68,6 +72,7 @@ impl NativeBackend {
             mempool: mempool.clone(),
             tips,
             progress,
+            view,
         };
         let task = tokio::spawn(follow(
             indexer,
@@ -115,7 +120,9 @@ async fn follow(
     let mut failures = 0;
     loop {
         let pass = async {
-            indexer.sync().await?;
+            // Held through the mempool update: a transaction a reorganisation took out of
+            // its block is in the mempool view by the time requests read again.
+            let _reorganising = indexer.sync().await?;
             Mempool::sync(&mempool, &rpc, &store, &rules).await
         };
         let pause = tokio::select! {
@@ -176,6 +183,10 @@ impl Backend for NativeBackend {
 
     fn progress(&self) -> IndexProgress {
         self.progress.lock().expect("progress lock").clone()
+    }
+
+    async fn consistent_view(&self) -> Option<ViewGuard> {
+        Some(self.view.clone().read_owned().await)
     }
 
     async fn block_hash(&self, height: u32) -> Result<Hash256, Error> {
