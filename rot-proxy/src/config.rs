@@ -132,6 +132,11 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Timeout of one request to the API.
     pub request_timeout: Duration,
+    /// Longest a connection may go without a request in flight (to send a request's headers,
+    /// or between keep-alive requests) before it is closed.
+    pub header_timeout: Duration,
+    /// Most client connections open at once; more wait to be accepted.
+    pub max_connections: usize,
     /// How the relay talks to servers.
     pub relay: RelaySettings,
     /// Per-IP budget of relayed requests (`per_minute` holds the per-second rate × 60).
@@ -229,6 +234,12 @@ pub struct Args {
     /// Timeout of one API request in seconds [default: 30].
     #[arg(long, env = "ROT_PROXY_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
+    /// Time a connection has to send a request's headers, and may sit idle, in ms [default: 10000].
+    #[arg(long, env = "ROT_PROXY_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<String>,
+    /// Most client connections open at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "ROT_PROXY_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
     /// Time limit of one relayed attempt at one server, in milliseconds [default: 10000].
     #[arg(long, env = "ROT_PROXY_RELAY_TIMEOUT_MS")]
     pub relay_timeout_ms: Option<String>,
@@ -350,6 +361,8 @@ impl Args {
             ("ROT_PROXY_MAX_ADMISSIONS", &self.max_admissions),
             ("ROT_PROXY_TRUST_FORWARDED_FOR", &self.trust_forwarded_for),
             ("ROT_PROXY_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+            ("ROT_PROXY_HEADER_TIMEOUT_MS", &self.header_timeout_ms),
+            ("ROT_PROXY_MAX_CONNECTIONS", &self.max_connections),
             ("ROT_PROXY_RELAY_TIMEOUT_MS", &self.relay_timeout_ms),
             (
                 "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS",
@@ -537,6 +550,8 @@ impl Config {
             max_admissions: number(map, "ROT_PROXY_MAX_ADMISSIONS", 16, 1..=10_000)?,
             trust_forwarded_for: flag(map, "ROT_PROXY_TRUST_FORWARDED_FOR")?,
             request_timeout: seconds(map, "ROT_PROXY_REQUEST_TIMEOUT_SECS", 30)?,
+            header_timeout: millis(map, "ROT_PROXY_HEADER_TIMEOUT_MS", 10_000)?,
+            max_connections: number(map, "ROT_PROXY_MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
             relay: RelaySettings {
                 attempt_timeout: millis(map, "ROT_PROXY_RELAY_TIMEOUT_MS", 10_000)?,
                 connect_timeout: millis(map, "ROT_PROXY_RELAY_CONNECT_TIMEOUT_MS", 1_000)?,
@@ -682,6 +697,25 @@ mod tests {
         assert_eq!(cfg.relay_rate.per_minute, 50 * 60);
         assert_eq!(cfg.sanctions.warnings_to_exclude, 3);
         assert_eq!(cfg.outliers.max_ejected_percent, 50);
+        assert_eq!(cfg.header_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.max_connections, 4096);
+    }
+
+    #[test]
+    fn connection_limits_are_read() {
+        let cfg = Config::from_map(&map(&[
+            ("ROT_PROXY_COINS", "LTC"),
+            ("ROT_PROXY_HEADER_TIMEOUT_MS", "1500"),
+            ("ROT_PROXY_MAX_CONNECTIONS", "300"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.header_timeout, Duration::from_millis(1500));
+        assert_eq!(cfg.max_connections, 300);
+        let logged = format!("{cfg:?}");
+        assert!(
+            logged.contains("header_timeout: 1.5s") && logged.contains("max_connections: 300"),
+            "{logged}"
+        );
     }
 
     #[test]
@@ -757,6 +791,8 @@ mod tests {
             "ROT_PROXY_CHECKS",
             "ROT_PROXY_PROBE_INTERVAL_MS",
             "ROT_PROXY_RELAY_RATE_PER_SEC",
+            "ROT_PROXY_HEADER_TIMEOUT_MS",
+            "ROT_PROXY_MAX_CONNECTIONS",
             "ROT_PROXY_WARNINGS_TO_EXCLUDE",
         ] {
             assert!(help.contains(name), "--help lacks {name}");
@@ -824,6 +860,20 @@ mod tests {
             (
                 vec![("ROT_PROXY_COINS", "LTC"), ("ROT_PROXY_CHECKS", "some")],
                 "ROT_PROXY_CHECKS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_HEADER_TIMEOUT_MS", "0"),
+                ],
+                "ROT_PROXY_HEADER_TIMEOUT_MS",
+            ),
+            (
+                vec![
+                    ("ROT_PROXY_COINS", "LTC"),
+                    ("ROT_PROXY_MAX_CONNECTIONS", "0"),
+                ],
+                "ROT_PROXY_MAX_CONNECTIONS",
             ),
             (
                 vec![

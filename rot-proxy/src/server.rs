@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use rot_ops::serve::{Limits, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -247,22 +247,9 @@ pub async fn start_with_clock(
         tasks.push(tokio::spawn(federation.run(following, shutdown.clone())));
     }
     let router = app(state.clone());
+    let limits = Limits::new(config.header_timeout, config.max_connections);
     tasks.push(tokio::spawn(async move {
-        // No Nagle delay: small answers (acks, errors) go out at once, also when pipelined.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server failed");
-        }
+        serve(listener, router, limits, shutdown).await;
         if let Err(e) = directory.flush() {
             tracing::error!(error = %e, "flushing the directory failed");
         }

@@ -57,6 +57,11 @@ pub struct Config {
     pub bootstrap: Option<BootstrapConfig>,
     /// Timeout for one HTTP request to the API.
     pub request_timeout: Duration,
+    /// Longest a connection may go without a request in flight (to send a request's headers,
+    /// or between keep-alive requests) before it is closed.
+    pub header_timeout: Duration,
+    /// Most client connections open at once; more wait to be accepted.
+    pub max_connections: usize,
     /// Pause between heartbeats to each proxy when nothing happens.
     pub heartbeat_interval: Duration,
 }
@@ -123,6 +128,12 @@ pub struct Args {
     /// Timeout of one API request in seconds [default: 30].
     #[arg(long, env = "ROT_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<String>,
+    /// Time a connection has to send a request's headers, and may sit idle, in ms [default: 10000].
+    #[arg(long, env = "ROT_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<String>,
+    /// Most client connections open at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "ROT_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
     /// Coin node RPC host [default: 127.0.0.1].
     #[arg(long, env = "CORE_RPC_HOST")]
     pub rpc_host: Option<String>,
@@ -162,6 +173,8 @@ impl Args {
             ("ROT_BOOTSTRAP_URLS", &self.bootstrap_urls),
             ("ROT_COIN_FILE", &self.coin_file),
             ("ROT_REQUEST_TIMEOUT_SECS", &self.request_timeout_secs),
+            ("ROT_HEADER_TIMEOUT_MS", &self.header_timeout_ms),
+            ("ROT_MAX_CONNECTIONS", &self.max_connections),
             ("ROT_HEARTBEAT_SECS", &self.heartbeat_secs),
             ("CORE_RPC_HOST", &self.rpc_host),
             ("CORE_RPC_PORT", &self.rpc_port),
@@ -192,6 +205,23 @@ fn comma_list(value: Option<&str>) -> Vec<String> {
 
 fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
+}
+
+/// A count or duration setting from 1 to `max`, or `default` when unset.
+fn positive(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> Result<u64, Error> {
+    let value = match get(map, key) {
+        Some(v) => v.parse::<u64>().map_err(|e| invalid(key, e))?,
+        None => default,
+    };
+    if !(1..=max).contains(&value) {
+        return Err(invalid(key, format!("must be from 1 to {max}")));
+    }
+    Ok(value)
 }
 
 /// The coin node's RPC URL and credentials from the `CORE_*` settings (native backend only).
@@ -345,6 +375,11 @@ impl Config {
             }
             None => crate::heartbeat::DEFAULT_INTERVAL,
         };
+        // A day bounds the timeout so no timer overflows; a million connections is far beyond
+        // what one process's file descriptors allow.
+        let header_timeout =
+            Duration::from_millis(positive(map, "ROT_HEADER_TIMEOUT_MS", 10_000, 86_400_000)?);
+        let max_connections = positive(map, "ROT_MAX_CONNECTIONS", 4096, 1_000_000)? as usize;
         Ok(Self {
             heartbeat_interval,
             profile,
@@ -356,6 +391,8 @@ impl Config {
             proxies,
             bootstrap,
             request_timeout,
+            header_timeout,
+            max_connections,
         })
     }
 }
@@ -411,6 +448,26 @@ mod tests {
             }
         );
         assert_eq!(cfg.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(cfg.header_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.max_connections, 4096);
+    }
+
+    #[test]
+    fn connection_limits_are_read() {
+        let cfg = Config::from_map(&map(&[
+            ("ROT_COIN_TIKKER", "LTC"),
+            ("CORE_DATA_DIR", "/d"),
+            ("ROT_HEADER_TIMEOUT_MS", "2500"),
+            ("ROT_MAX_CONNECTIONS", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.header_timeout, Duration::from_millis(2500));
+        assert_eq!(cfg.max_connections, 64);
+        let logged = format!("{cfg:?}");
+        assert!(
+            logged.contains("header_timeout: 2.5s") && logged.contains("max_connections: 64"),
+            "{logged}"
+        );
     }
 
     #[test]
@@ -443,6 +500,8 @@ mod tests {
             "ROT_BACKEND",
             "ROT_REORG_LIMIT",
             "ROT_PROXIES",
+            "ROT_HEADER_TIMEOUT_MS",
+            "ROT_MAX_CONNECTIONS",
             "ROT_LOG_FORMAT",
             "RUST_LOG",
         ] {
@@ -486,6 +545,14 @@ mod tests {
             (
                 vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_REORG_LIMIT", "0")],
                 "ROT_REORG_LIMIT",
+            ),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_HEADER_TIMEOUT_MS", "0")],
+                "ROT_HEADER_TIMEOUT_MS",
+            ),
+            (
+                vec![("ROT_COIN_TIKKER", "LTC"), ("ROT_MAX_CONNECTIONS", "lots")],
+                "ROT_MAX_CONNECTIONS",
             ),
             (
                 vec![

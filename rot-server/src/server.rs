@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use rot_ops::serve::{Limits, serve};
 use rot_proto::identity::Identity;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -153,15 +154,13 @@ pub async fn start(
         }
     }
     let router = app(state.clone(), config.request_timeout);
-    let serve_shutdown = shutdown.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(serve_shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server failed");
-        }
-    }));
+    let limits = Limits::new(config.header_timeout, config.max_connections);
+    tasks.push(tokio::spawn(serve(
+        listener,
+        router,
+        limits,
+        shutdown.clone(),
+    )));
     tracing::info!(%addr, "serving the Esplora API and /rot/v1");
     Ok(Running { state, addr, tasks })
 }
