@@ -9,8 +9,11 @@
 //!   HTTP/2 connections.
 //! - At most `max_connections` are open at once. Beyond the cap the accept loop waits for a
 //!   slot: new connections queue in the kernel's listen backlog instead of being reset, so an
-//!   honest client is delayed (by at most the header timeout, as held connections are
-//!   closed) rather than refused, and connections already open keep being served.
+//!   honest client is delayed (by a header timeout per cap's worth of connections ahead of
+//!   it, as held connections are closed) rather than refused, and connections already open
+//!   keep being served. [`bind`] gives that queue room: [`BACKLOG`], where the standard
+//!   library's 128 overflows under a burst and the connections beyond it wait for SYN
+//!   retransmissions (1 s, 3 s, 7 s…).
 //! - Each connection's requests carry [`ConnectInfo<SocketAddr>`] (as with axum's
 //!   `into_make_service_with_connect_info`), for per-client limits.
 //! - TCP_NODELAY: small answers (acks, errors) go out at once, also when pipelined.
@@ -31,7 +34,7 @@ use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +43,10 @@ use tower::ServiceExt;
 /// How long connections get to finish at shutdown by default: less than the 10 s `docker
 /// stop` and systemd give before SIGKILL, so the service still flushes its state.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(8);
+
+/// Room in the listen queue for connections not yet accepted (the kernel caps it at
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4).
+pub const BACKLOG: u32 = 1024;
 
 /// Pause after an accept error other than a connection's own (out of file descriptors):
 /// retrying at once would spin.
@@ -67,6 +74,20 @@ impl Limits {
             grace: DEFAULT_GRACE,
         }
     }
+}
+
+/// A listener on `addr` with a [`BACKLOG`]-long queue (address reuse as the standard
+/// library sets it, so a restarted service rebinds at once). Call within a Tokio runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` is cancelled, then returns
@@ -267,7 +288,7 @@ mod tests {
                 }),
             )
             .route("/hang", get(std::future::pending::<&'static str>));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(serve(listener, router, limits, shutdown.clone()));
@@ -410,6 +431,24 @@ mod tests {
         assert_eq!(get_on(&mut second, "/").await, "ok");
         shutdown.cancel();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        // Nobody accepts: every connection stays in the listen queue. 400 overflow the
+        // standard library's 128 (given net.core.somaxconn >= 400, Linux's default).
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..400 {
+            burst.spawn(tokio::time::timeout(
+                Duration::from_millis(800),
+                TcpStream::connect(addr),
+            ));
+        }
+        let connected = burst.join_all().await;
+        let waiting = connected.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(waiting, 400);
     }
 
     #[tokio::test]

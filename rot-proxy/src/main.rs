@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     cli.log.init(rot_ops::logging::SERVICE_FILTER)?;
     let config = Config::from_map(&cli.settings.to_map()?)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = rot_ops::serve::bind(config.listen)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(rot_ops::shutdown::cancel_on_signal(shutdown.clone()));
     rot_proxy::server::run(config, listener, shutdown).await?;

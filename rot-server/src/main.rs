@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let map = args.to_map()?;
     let config = Config::from_map(&map)?;
     tracing::info!(?config, "effective configuration");
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = rot_ops::serve::bind(config.listen)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(rot_ops::shutdown::cancel_on_signal(shutdown.clone()));
     rot_server::server::run(config, listener, shutdown).await?;
