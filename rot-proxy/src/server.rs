@@ -165,7 +165,10 @@ pub async fn start_with_clock(
     let checks_http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Below the servers' header timeout (10 s by default), which closes idle connections:
+        // the proxy drops a connection before the server does, and never sends a probe down
+        // one the server is closing.
+        .pool_idle_timeout(Duration::from_secs(5))
         .user_agent(concat!("rot-proxy/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
