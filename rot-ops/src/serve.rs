@@ -2,9 +2,9 @@
 //! client that opens connections and then sends nothing, or its headers a byte at a time
 //! (slowloris), would hold them — and the file descriptors and memory behind them — forever.
 //!
-//! - A connection with no request in flight is closed after the header timeout: whether it
-//!   never sends a request, sends its headers too slowly, or sits idle between keep-alive
-//!   requests. hyper's own HTTP/1 header read timeout is set too; the watch here also covers
+//! - A connection with no request in flight (a request counts until its answer is nearly all
+//!   sent) is closed after the header timeout: whether it never sends a request, sends its
+//!   headers too slowly, or sits idle between keep-alive requests. hyper's own HTTP/1 header read timeout is set too; the watch here also covers
 //!   what it does not: the protocol sniffing before HTTP/1 or HTTP/2 is known, and idle
 //!   HTTP/2 connections.
 //! - At most `max_connections` are open at once. Beyond the cap the accept loop waits for a
@@ -25,12 +25,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -100,7 +102,8 @@ pub async fn serve(
 ) {
     // Every connection holds a slot until its task ends, so taking them all back at the end
     // is waiting for every connection.
-    let slots_total = limits.max_connections.clamp(1, u32::MAX as usize);
+    let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+    let slots_total = limits.max_connections.clamp(1, most);
     let slots = Arc::new(Semaphore::new(slots_total));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -223,7 +226,8 @@ async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
 }
 
 /// The router as one connection's service: tags each request with the peer's address and
-/// counts the requests in flight.
+/// counts the requests in flight, each until its answer's body is sent (so a slow download
+/// is not taken for an idle connection).
 #[derive(Clone)]
 struct PeerService {
     router: Router,
@@ -232,19 +236,76 @@ struct PeerService {
 }
 
 impl hyper::service::Service<Request<Incoming>> for PeerService {
-    type Response = Response<Body>;
+    type Response = Response<Counted>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Counted>, Infallible>> + Send>>;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let busy = Busy::start(self.in_flight.clone());
         let router = self.router.clone();
         Box::pin(async move {
-            let answer = router.oneshot(request.map(Body::new)).await;
-            drop(busy);
-            answer
+            let answer = router.oneshot(request.map(Body::new)).await?;
+            Ok(answer.map(|body| Counted {
+                body,
+                held: None,
+                _busy: busy,
+            }))
         })
+    }
+}
+
+/// Largest piece of an answer's body handed to hyper at once.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// An answer's body, keeping its request counted in flight until hyper drops it (sent, or
+/// abandoned with the connection). It is handed over in pieces of at most [`FRAME_BYTES`]:
+/// hyper takes the next piece only as the client reads, so the body is dropped when little
+/// is left to send — a whole large body would be taken (and dropped) at once.
+struct Counted {
+    body: Body,
+    /// The rest of a data frame larger than a piece.
+    held: Option<Bytes>,
+    _busy: Busy,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let mut data = match self.held.take() {
+            Some(data) => data,
+            None => match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return other,
+            },
+        };
+        if data.len() > FRAME_BYTES {
+            self.held = Some(data.split_off(FRAME_BYTES));
+        }
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.held.is_none() && self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.body.size_hint();
+        let held = self.held.as_ref().map_or(0, |data| data.len() as u64);
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + held);
+        }
+        hint.set_lower(inner.lower() + held);
+        hint
     }
 }
 
@@ -271,6 +332,18 @@ mod tests {
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// Serves `router` within `limits` on a loopback port.
+    async fn start_router(
+        router: Router,
+        limits: Limits,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, router, limits, shutdown.clone()));
+        (addr, shutdown, task)
+    }
+
     /// A served router with `/` (answers `ok`), `/peer` (the peer address seen), `/slow`
     /// (answers after 300 ms) and `/hang` (never answers).
     async fn start(limits: Limits) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
@@ -288,11 +361,7 @@ mod tests {
                 }),
             )
             .route("/hang", get(std::future::pending::<&'static str>));
-        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, router, limits, shutdown.clone()));
-        (addr, shutdown, task)
+        start_router(router, limits).await
     }
 
     /// Sends `GET path` on `tcp` (keep-alive) and reads the answer's body.
@@ -449,6 +518,30 @@ mod tests {
         let connected = burst.join_all().await;
         let waiting = connected.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
         assert_eq!(waiting, 400);
+    }
+
+    #[tokio::test]
+    async fn a_download_the_client_pauses_is_not_an_idle_connection() {
+        // 16 MiB, far more than the socket buffers hold: while the client pauses, the answer
+        // is still being sent, long after the header timeout and the grace.
+        let length = 16 << 20;
+        let router = Router::new().route("/big", get(move || async move { vec![b'x'; length] }));
+        let (addr, shutdown, task) = start_router(router, limits(300, 8)).await;
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /big HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut chunk = vec![0_u8; 64 * 1024];
+        let mut received = tcp.read(&mut chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        while received < length {
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "cut off after {received} bytes");
+            received += n;
+        }
+        drop(tcp);
+        shutdown.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test]
