@@ -40,6 +40,10 @@ const COIN: &str = "ltc-regtest";
 const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The proxy's connection cap: room for the 256 wallets' connections and the servers'.
 const MAX_CONNECTIONS: usize = 512;
+/// Slowloris connections at once: a few hundred, within the cap.
+const SLOWLORIS: usize = 300;
+/// Connections of a flood: over the cap, within the listen backlog beyond it.
+const FLOOD: usize = MAX_CONNECTIONS + 256;
 /// Allowance over the header timeout before a closure counts as late, on a loaded machine.
 const CLOSE_MARGIN: Duration = Duration::from_millis(1500);
 /// Longest wait for anything the test waits for.
@@ -472,7 +476,7 @@ async fn case_slowloris(ring: &Ring) {
         honest.wait_answered(50, PATIENCE).await,
         "no honest traffic"
     );
-    let count = 300;
+    let count = SLOWLORIS;
     let held = slowloris(ring.addr(), count, HEADER_TIMEOUT * 5).await;
     let report = honest.finish().await;
     let (closed, median, max) = closures(&held);
@@ -496,10 +500,11 @@ async fn case_connection_flood(ring: &Ring) {
         honest.wait_answered(50, PATIENCE).await,
         "no honest traffic"
     );
-    let count = MAX_CONNECTIONS + 256;
+    let count = FLOOD;
     let addr = ring.addr();
     // The cap is reached by the first connections; the rest wait in the listen backlog and
-    // are accepted (and closed) as slots free, a header timeout later.
+    // are accepted (and closed) as slots free, a header timeout later. A round takes the cap
+    // less what honest clients hold (64 is ample).
     let rounds = count.div_ceil(MAX_CONNECTIONS - 64) as u32 + 1;
     let give_up = HEADER_TIMEOUT * rounds + CLOSE_MARGIN;
     let flood = tokio::spawn(connection_flood(addr, count, give_up * 2));
@@ -636,7 +641,11 @@ async fn case_soak(ring: &Ring, secs: u64) {
     let slow = tokio::spawn(async move {
         let (mut rounds, mut closed) = (0, 0);
         while Instant::now() < deadline {
-            closed += slowloris(addr, 300, give_up).await.iter().flatten().count();
+            closed += slowloris(addr, SLOWLORIS, give_up)
+                .await
+                .iter()
+                .flatten()
+                .count();
             rounds += 1;
         }
         (rounds, closed)
@@ -644,7 +653,7 @@ async fn case_soak(ring: &Ring, secs: u64) {
     let flood = tokio::spawn(async move {
         let (mut rounds, mut closed) = (0, 0);
         while Instant::now() < deadline {
-            let held = connection_flood(addr, MAX_CONNECTIONS + 256, give_up).await;
+            let held = connection_flood(addr, FLOOD, give_up).await;
             closed += held.iter().flatten().count();
             rounds += 1;
         }
@@ -691,6 +700,17 @@ async fn case_soak(ring: &Ring, secs: u64) {
         report.answered,
         report.failures.len(),
         ms(report.slowest)
+    );
+    // Every attacking connection was closed, queued behind the others as they were.
+    assert_eq!(
+        slow_closed,
+        slow_rounds * SLOWLORIS,
+        "slow connections held open"
+    );
+    assert_eq!(
+        flood_closed,
+        flood_rounds * FLOOD,
+        "flood connections held open"
     );
     assert!(
         peak - warm < SOAK_GROWTH_LIMIT_KIB,
