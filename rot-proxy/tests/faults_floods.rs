@@ -18,11 +18,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rot_harness::{
-    ADMIN_TOKEN, AddressType, Litecoind, ProxyProcess, RotServer, Traffic, TrafficReport,
-    eventually,
+    ADMIN_TOKEN, AddressType, Litecoind, RingProcess, RotServer, Traffic, TrafficReport,
+    eventually, ring_proxy_settings,
 };
 use rot_proto::coin::Coins;
 use rot_proto::message::{BackendKind, Heartbeat};
@@ -62,7 +63,9 @@ const SOAK_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
 /// The ring under attack.
 struct Ring {
     node: Litecoind,
-    proxy: ProxyProcess,
+    proxy: RingProcess,
+    /// Where the proxy listens, for raw connections.
+    addr: SocketAddr,
     servers: Vec<RotServer>,
     keys: BTreeSet<PublicKey>,
     /// What honest wallets ask the relay.
@@ -88,26 +91,31 @@ impl Ring {
         let payee = wallet.new_address(AddressType::Bech32).await.unwrap();
         let txid = wallet.send_to(&payee, 50_000_000).await.unwrap();
         node.mine(1, &miner).await.unwrap();
-        let (header_ms, max_connections) = (
-            HEADER_TIMEOUT.as_millis().to_string(),
-            MAX_CONNECTIONS.to_string(),
-        );
-        let proxy = ProxyProcess::start(
-            BINARY,
-            None,
-            &[
-                ("ROT_PROXY_CHECKS", "health"),
-                ("ROT_PROXY_STALE_SECS", "10"),
-                ("ROT_PROXY_PROBE_INTERVAL_MS", "500"),
-                ("ROT_PROXY_PROBE_TIMEOUT_MS", "2000"),
-                ("ROT_PROXY_RELAY_RATE_PER_SEC", "1000000"),
-                ("ROT_PROXY_RELAY_BURST", "1000000"),
-                ("ROT_PROXY_HEADER_TIMEOUT_MS", &header_ms),
-                ("ROT_PROXY_MAX_CONNECTIONS", &max_connections),
-            ],
-        )
-        .await
-        .unwrap();
+        let mut settings = ring_proxy_settings(ADMIN_TOKEN);
+        for (key, value) in [
+            ("ROT_PROXY_CHECKS", "health".to_owned()),
+            ("ROT_PROXY_STALE_SECS", "10".to_owned()),
+            ("ROT_PROXY_PROBE_INTERVAL_MS", "500".to_owned()),
+            ("ROT_PROXY_PROBE_TIMEOUT_MS", "2000".to_owned()),
+            // The registration case meets the default per-address limits.
+            ("ROT_PROXY_REGISTER_BURST", REGISTER_BURST.to_string()),
+            ("ROT_PROXY_MAX_SERVERS_PER_ADDR", "2".to_owned()),
+            (
+                "ROT_PROXY_HEADER_TIMEOUT_MS",
+                HEADER_TIMEOUT.as_millis().to_string(),
+            ),
+            ("ROT_PROXY_MAX_CONNECTIONS", MAX_CONNECTIONS.to_string()),
+        ] {
+            settings.insert(key.to_owned(), value);
+        }
+        let proxy = RingProcess::proxy(Path::new(BINARY), &settings, PATIENCE)
+            .await
+            .unwrap();
+        let addr = proxy
+            .url
+            .strip_prefix("http://")
+            .and_then(|authority| authority.parse().ok())
+            .unwrap();
         let mut servers = Vec::new();
         let mut keys = BTreeSet::new();
         for _ in 0..2 {
@@ -125,6 +133,7 @@ impl Ring {
         let ring = Self {
             node,
             proxy,
+            addr,
             servers,
             keys,
             paths: vec![
@@ -146,7 +155,7 @@ impl Ring {
     }
 
     fn addr(&self) -> SocketAddr {
-        self.proxy.addr
+        self.addr
     }
 
     fn esplora(&self) -> String {
@@ -425,6 +434,7 @@ fn fresh_heartbeat(url: &str) -> String {
         software: "floods/1".into(),
         backend: BackendKind::Native,
         capabilities: vec![],
+        synced: true,
     };
     let identity = Identity::generate().unwrap();
     serde_json::to_string(&Signed::sign(&identity, &beat).unwrap()).unwrap()
@@ -725,13 +735,13 @@ async fn floods_cost_honest_wallets_nothing() {
     let soak_secs = std::env::var("FAULTS_SOAK_SECS")
         .ok()
         .map_or(20, |secs| secs.parse().expect("FAULTS_SOAK_SECS: seconds"));
-    let ring = Ring::start().await;
+    let mut ring = Ring::start().await;
     case_slowloris(&ring).await;
     case_connection_flood(&ring).await;
     case_oversize(&ring).await;
     case_registrations(&ring).await;
     case_many_wallets(&ring).await;
     case_soak(&ring, soak_secs).await;
-    let (exit, _) = ring.proxy.process.terminate(PATIENCE).unwrap();
-    assert!(exit.success(), "{exit}");
+    // A clean exit on SIGTERM, all floods over.
+    ring.proxy.terminate(PATIENCE).unwrap();
 }
