@@ -21,6 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rot_harness::ring::{Node, key_of};
 use rot_harness::{
     ADMIN_TOKEN, AddressType, Litecoind, RingProcess, RotServer, Traffic, TrafficReport,
     eventually, ring_proxy_settings,
@@ -84,10 +85,12 @@ fn client() -> reqwest::Client {
 
 impl Ring {
     async fn start() -> Self {
-        let node = Litecoind::start().await.unwrap();
-        let wallet = node.create_wallet("floods").await.unwrap();
-        let miner = wallet.new_address(AddressType::Bech32).await.unwrap();
-        node.mine(101, &miner).await.unwrap();
+        let Node {
+            node,
+            wallet,
+            miner,
+        } = Node::funded().await;
+        // A confirmed payment to a fresh address, for wallets to ask about.
         let payee = wallet.new_address(AddressType::Bech32).await.unwrap();
         let txid = wallet.send_to(&payee, 50_000_000).await.unwrap();
         node.mine(1, &miner).await.unwrap();
@@ -126,8 +129,7 @@ impl Ring {
             )
             .await
             .unwrap();
-            let info = server.api().get_json("/rot/v1/info").await.unwrap();
-            keys.insert(serde_json::from_value(info["body"]["server_key"].clone()).unwrap());
+            keys.insert(key_of(&server).await);
             servers.push(server);
         }
         let ring = Self {
