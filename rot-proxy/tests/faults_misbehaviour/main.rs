@@ -12,7 +12,7 @@ mod slow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rot_harness::ring::{Node, PATIENCE, Proxy, key_of};
+use rot_harness::ring::{Node, Proxy, key_of};
 use rot_harness::{Forwarder, Litecoind, RotServer, TrafficReport};
 use rot_proto::PublicKey;
 
@@ -62,9 +62,8 @@ async fn share(proxy: &Proxy, key: &PublicKey, window: Duration) -> (f64, u64) {
     (own as f64 / total.max(1) as f64, total)
 }
 
-/// A real server whose advertised URL is a forwarder in front of it. The forwarder holds the
-/// proxy's admission callback until the server has indexed the node's chain: a server still
-/// indexing fails the admission suite (no block at height 0) and is warned for it.
+/// A real server whose advertised URL is a forwarder in front of it. The forwarder is started
+/// first (the server must be told its URL) and pointed at the server once it is up.
 struct Forwarded {
     forwarder: Forwarder,
     key: PublicKey,
@@ -77,7 +76,6 @@ impl Forwarded {
         let server = proxy
             .server_with(node, &[("ROT_PUBLIC_URL", &forwarder.url)])
             .await;
-        server.wait_synced(node, PATIENCE).await.unwrap();
         forwarder.forward_to(server.url.trim_start_matches("http://").parse().unwrap());
         Self {
             key: key_of(&server).await,
