@@ -3,12 +3,13 @@
 //! and relays wallet traffic again without a failed request once it serves.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use rot_harness::{ADMIN_TOKEN, ApiClient, RingProcess, RotServer, Traffic, ring_proxy_settings};
 use rot_proto::PublicKey;
 use rot_proxy::directory::AdminServers;
+use rot_proxy::store::FLUSH_EVERY_MS;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -126,7 +127,16 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let esplora = format!("{}/v1/coins/{COIN}/esplora", proxy.url);
     let answered_before = clean_traffic(&http, &esplora, &node, 200).await;
-    let (kept, listed, seqs) = directory(&operator).await;
+    // The proxy makes writes durable within its flush interval: what a crash must keep is a
+    // directory that has stood still for longer than that.
+    let (kept, listed, seqs) =
+        rot_harness::eventually("the directory to stand still", PATIENCE, || async {
+            let before = directory(&operator).await;
+            tokio::time::sleep(Duration::from_millis(4 * FLUSH_EVERY_MS)).await;
+            let after = directory(&operator).await;
+            (before.0 == after.0 && before.1 == after.1).then_some(after)
+        })
+        .await;
     assert_eq!(kept.len(), 2, "{kept:#?}");
 
     let rss_kib = proxy.rss_kib().unwrap_or(0);
