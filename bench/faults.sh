@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The fault tests as a benchmark: runs rot-proxy's fault test binaries (tests/faults_*.rs)
+# The fault tests as a benchmark: runs rot-proxy's fault test binaries (tests/faults_*)
 # with a 10-minute soak and prints their figures, the `faults: <case>: k=v ...` lines. Each
 # binary's whole output is kept in target/faults/<binary>.log.
 #
-# Usage: bench/faults.sh [BINARY...]   (default: every rot-proxy/tests/faults_*.rs present)
+# Usage: bench/faults.sh [BINARY...]   (default: every fault test of rot-proxy, a file
+#        rot-proxy/tests/faults_*.rs or a folder rot-proxy/tests/faults_*/main.rs)
 # Environment: FAULTS_SOAK_SECS  soak length in seconds (default 600)
 #              FAULTS_PROFILE    cargo profile, release or dev (default release: the memory
 #                                figures are then those of the binary operators run)
@@ -26,8 +27,11 @@ if [ ${#binaries[@]} -eq 0 ]; then
     for file in rot-proxy/tests/faults_*.rs; do
         [ -e "$file" ] && binaries+=("$(basename "$file" .rs)")
     done
+    for file in rot-proxy/tests/faults_*/main.rs; do
+        [ -e "$file" ] && binaries+=("$(basename "$(dirname "$file")")")
+    done
 fi
-[ ${#binaries[@]} -gt 0 ] || { echo "no rot-proxy/tests/faults_*.rs" >&2; exit 2; }
+[ ${#binaries[@]} -gt 0 ] || { echo "no fault tests under rot-proxy/tests" >&2; exit 2; }
 
 mkdir -p target/faults
 status=0
