@@ -224,12 +224,7 @@ impl Ring {
     /// After a flood: no honest request failed, the directory holds and lists the two honest
     /// servers and nothing else, and the relay serves from both.
     async fn assert_unharmed(&self, case: &str, report: &TrafficReport) {
-        assert!(
-            report.failures.is_empty(),
-            "{case}: {} honest requests failed: {:#?}",
-            report.failures.len(),
-            report.failures.iter().take(20).collect::<Vec<_>>()
-        );
+        report.assert_no_failures(case);
         assert!(report.answered > 0, "{case}: no honest request answered");
         let (stored, listed) = self.directory().await;
         assert_eq!(stored, self.keys, "{case}: the directory changed");

@@ -13,7 +13,7 @@ use rot_proto::message::DirectoryEntry;
 use rot_proto::{Hash256, PublicKey};
 use serde_json::{Value, json};
 
-use crate::{ADMIN_TOKEN, AddressType, Litecoind, RotProxy, RotServer, Wallet};
+use crate::{ADMIN_TOKEN, AddressType, Litecoind, RotProxy, RotServer, Traffic, Wallet};
 
 /// The coin id served.
 pub const COIN: &str = "ltc-regtest";
@@ -141,6 +141,16 @@ impl Proxy {
         ];
         all.extend_from_slice(extra);
         RotServer::start_with(node, None, &all).await.unwrap()
+    }
+
+    /// `wallets` wallets asking `paths` of the relay in a loop, once their answers flow.
+    pub async fn wallets(&self, paths: &[String], wallets: usize) -> Traffic {
+        let traffic = Traffic::start(&self.http, &self.esplora(), paths, wallets, PATIENCE);
+        assert!(
+            traffic.wait_answered(50, PATIENCE).await,
+            "no wallet traffic flows through the relay"
+        );
+        traffic
     }
 
     /// GET `path` of the relay: status, headers, body text.

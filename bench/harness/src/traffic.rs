@@ -35,6 +35,19 @@ pub struct TrafficReport {
     pub slowest: Duration,
 }
 
+impl TrafficReport {
+    /// Panics naming `case` and listing the first failed requests, if one failed.
+    pub fn assert_no_failures(&self, case: &str) {
+        assert!(
+            self.failures.is_empty(),
+            "{case}: {} of {} wallet requests failed, first ones: {:#?}",
+            self.failures.len(),
+            self.answered + self.failures.len() as u64,
+            &self.failures[..self.failures.len().min(20)]
+        );
+    }
+}
+
 impl Traffic {
     /// Starts `wallets` loops, each GETting `base` + the next of `paths` as soon as the last
     /// answer is read. Each request gives up after `timeout`.

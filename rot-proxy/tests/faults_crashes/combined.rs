@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use rot_harness::{Traffic, fresh_index, index_dump};
+use rot_harness::{fresh_index, index_dump};
 
 use crate::common::*;
 use rot_harness::ring::*;
@@ -20,17 +20,7 @@ async fn a_server_killed_while_its_node_is_down_returns_with_a_clean_index() {
     proxy
         .wait_serving(&[ka, kb], Some(a.node.tip().await.unwrap()))
         .await;
-    let traffic = Traffic::start(
-        &proxy.http,
-        &proxy.esplora(),
-        &questions(&a),
-        WALLETS,
-        PATIENCE,
-    );
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&questions(&a), WALLETS).await;
 
     b.kill9().unwrap();
     time_until("the server to say its node is gone", || async {
@@ -64,12 +54,7 @@ async fn a_server_killed_while_its_node_is_down_returns_with_a_clean_index() {
     proxy.wait_serving(&[ka, kb], Some(tip)).await;
     let served = restarted.elapsed();
     let report = traffic.finish().await;
-    assert!(
-        report.failures.is_empty(),
-        "{} failed requests: {:#?}",
-        report.failures.len(),
-        report.failures
-    );
+    report.assert_no_failures("server kill while its node is down");
     on_b.terminate(PATIENCE).unwrap();
     assert_eq!(
         index_dump(&on_b.data_dir).unwrap(),

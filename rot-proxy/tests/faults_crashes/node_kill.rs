@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use rot_harness::Traffic;
 use rot_proto::PublicKey;
 use rot_proto::message::ServerStatus;
 use serde_json::json;
@@ -44,17 +43,7 @@ async fn a_dead_node_is_reported_and_its_server_skipped_until_the_node_returns()
     proxy
         .wait_serving(&[ka, kb, kc], Some((height, hash)))
         .await;
-    let traffic = Traffic::start(
-        &proxy.http,
-        &proxy.esplora(),
-        &questions(&a),
-        WALLETS,
-        PATIENCE,
-    );
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&questions(&a), WALLETS).await;
 
     let killed = Instant::now();
     b.kill9().unwrap();
@@ -120,12 +109,7 @@ async fn a_dead_node_is_reported_and_its_server_skipped_until_the_node_returns()
     })
     .await;
     let report = traffic.finish().await;
-    assert!(
-        report.failures.is_empty(),
-        "{} failed requests: {:#?}",
-        report.failures.len(),
-        report.failures
-    );
+    report.assert_no_failures("node kill");
     figures(
         "node-kill9",
         &[

@@ -86,12 +86,7 @@ async fn clean_traffic(http: &reqwest::Client, esplora: &str, node: &Node, more:
         "traffic stalled"
     );
     let report = traffic.finish().await;
-    assert!(
-        report.failures.is_empty(),
-        "{} failed requests: {:#?}",
-        report.failures.len(),
-        report.failures
-    );
+    report.assert_no_failures("proxy kill");
     report.answered
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use rot_harness::{Traffic, fresh_index, index_dump};
+use rot_harness::{fresh_index, index_dump};
 
 use crate::common::*;
 use rot_harness::ring::*;
@@ -23,17 +23,7 @@ async fn a_killed_server_costs_no_request_and_returns_with_a_clean_index() {
     proxy
         .wait_serving(&keys, Some(node.node.tip().await.unwrap()))
         .await;
-    let traffic = Traffic::start(
-        &proxy.http,
-        &proxy.esplora(),
-        &questions(&node),
-        WALLETS,
-        PATIENCE,
-    );
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&questions(&node), WALLETS).await;
 
     let dead = keys[0];
     let answered_at_kill = traffic.answered();
@@ -82,12 +72,7 @@ async fn a_killed_server_costs_no_request_and_returns_with_a_clean_index() {
     .await;
     let down = killed.elapsed() - restarted.elapsed();
     let report = traffic.finish().await;
-    assert!(
-        report.failures.is_empty(),
-        "{} failed requests: {:#?}",
-        report.failures.len(),
-        report.failures
-    );
+    report.assert_no_failures("server kill");
     // Dying is not misbehaviour.
     let entry = proxy.entry(&dead).await.expect("still listed");
     assert_eq!((entry.warnings, entry.exclusions), (0, 0), "{entry:?}");

@@ -5,14 +5,14 @@
 
 use std::time::{Duration, Instant};
 
+use rot_harness::RotServer;
 use rot_harness::liar::{Liar, Lie};
 use rot_harness::ring::*;
-use rot_harness::{RotServer, Traffic};
 use rot_proto::Identity;
 use rot_proto::message::ServerStatus;
 use serde_json::Value;
 
-use crate::{Forwarded, WALLETS, assert_no_failures, wallet_paths};
+use crate::{Forwarded, WALLETS, wallet_paths};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_liar_is_excluded_under_traffic_and_forged_heartbeats_are_refused() {
@@ -42,11 +42,7 @@ async fn a_liar_is_excluded_under_traffic_and_forged_heartbeats_are_refused() {
     crate::heartbeats::replays_and_usurpers_are_refused(&proxy, &liar, &keys[0], &behind).await;
 
     let paths = wallet_paths(&node);
-    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, WALLETS, PATIENCE);
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&paths, WALLETS).await;
     let before = proxy.requests().await[&liar.key()];
     liar.lie(Lie::WrongBalance);
     let lying = Instant::now();
@@ -85,7 +81,7 @@ async fn a_liar_is_excluded_under_traffic_and_forged_heartbeats_are_refused() {
         assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), truth);
     }
     let report = traffic.finish().await;
-    assert_no_failures("liar", &report);
+    report.assert_no_failures("liar");
     assert_eq!(
         proxy.requests().await[&liar.key()],
         settled,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rot_harness::ring::{Node, Proxy, key_of};
-use rot_harness::{Forwarder, Litecoind, RotServer, TrafficReport};
+use rot_harness::{Forwarder, Litecoind, RotServer};
 use rot_proto::PublicKey;
 
 /// Wallets asking at once.
@@ -28,17 +28,6 @@ fn wallet_paths(node: &Node) -> Vec<String> {
         "/blocks/tip/hash".to_owned(),
         "/block-height/1".to_owned(),
     ]
-}
-
-/// Fails with every failed wallet request, if there was one.
-fn assert_no_failures(case: &str, report: &TrafficReport) {
-    assert!(
-        report.failures.is_empty(),
-        "{case}: {} of {} wallet requests failed: {:#?}",
-        report.failures.len(),
-        report.answered + report.failures.len() as u64,
-        report.failures
-    );
 }
 
 /// Relayed requests per server added between two counts.

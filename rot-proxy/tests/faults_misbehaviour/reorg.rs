@@ -6,12 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use rot_harness::AddressType;
 use rot_harness::ring::*;
-use rot_harness::{AddressType, Traffic};
 use rot_proto::{Hash256, PublicKey};
 use serde_json::{Value, json};
 
-use crate::{Forwarded, WALLETS, assert_no_failures, wallet_paths};
+use crate::{Forwarded, WALLETS, wallet_paths};
 
 /// What `key`'s server says about `path` when asked through a pin.
 async fn pinned(proxy: &Proxy, key: &PublicKey, path: &str) -> Value {
@@ -95,11 +95,7 @@ async fn reorgs_under_traffic_cost_wallets_nothing_and_servers_agree() {
         format!("/tx/{txid}"),
         format!("/block-height/{height}"),
     ]);
-    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, WALLETS, PATIENCE);
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&paths, WALLETS).await;
 
     // Out: the longer empty branch replaces the payment's block; it is back in the mempool.
     let started = Instant::now();
@@ -149,6 +145,6 @@ async fn reorgs_under_traffic_cost_wallets_nothing_and_servers_agree() {
         report.failures.len(),
         report.slowest.as_millis()
     );
-    assert_no_failures("reorg", &report);
+    report.assert_no_failures("reorg");
     proxy.stop().await;
 }

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use rot_harness::eventually;
 use rot_harness::ring::*;
-use rot_harness::{Traffic, eventually};
 use rot_proto::PublicKey;
 use rot_proto::message::ServerStatus;
 
-use crate::{Forwarded, WALLETS, assert_no_failures, share, wallet_paths};
+use crate::{Forwarded, WALLETS, share, wallet_paths};
 
 /// The slow server's added delay per request.
 const DELAY: Duration = Duration::from_millis(300);
@@ -42,11 +42,7 @@ async fn slow_and_flapping_servers_cost_wallets_nothing() {
         .wait_serving(&keys, Some(node.node.tip().await.unwrap()))
         .await;
     let paths = wallet_paths(&node);
-    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, WALLETS, PATIENCE);
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&paths, WALLETS).await;
 
     // Slow: its share falls from about a quarter (less when the picks' latency samples are
     // unlucky on a loaded machine) to almost nothing.
@@ -90,13 +86,13 @@ async fn slow_and_flapping_servers_cost_wallets_nothing() {
         after < 0.05 && after <= before / 4.0,
         "{after} of {counted} while slow, {before} before"
     );
-    assert_no_failures("slow", &report);
+    report.assert_no_failures("slow");
     // One delayed answer moves the average a quarter of the way.
     let sampled = DELAY.as_millis() as u64 / 4;
     assert!(latency_ms >= Some(sampled), "its delay was never seen");
 
     // Flapping: each outage ejects it, for longer each time; unreachable is not misbehaviour.
-    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, WALLETS, PATIENCE);
+    let traffic = proxy.wallets(&paths, WALLETS).await;
     let mut ejections = Vec::new();
     let mut to_eject = Vec::new();
     let mut back = Vec::new();
@@ -130,7 +126,7 @@ async fn slow_and_flapping_servers_cost_wallets_nothing() {
     }
     assert_eq!(ejections.len(), EJECTIONS, "{outages} outages");
     let report = traffic.finish().await;
-    assert_no_failures("flapping", &report);
+    report.assert_no_failures("flapping");
     assert!(
         ejections.windows(2).all(|pair| pair[1] > pair[0]),
         "ejections did not grow: {ejections:?} s"

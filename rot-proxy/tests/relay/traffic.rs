@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use rot_harness::Traffic;
 use serde_json::Value;
 
 use rot_harness::ring::*;
@@ -113,22 +112,13 @@ async fn wallets_are_served_and_a_dying_server_costs_no_request() {
         format!("/tx/{txid}/status"),
         "/block-height/1".to_owned(),
     ];
-    let traffic = Traffic::start(&proxy.http, &proxy.esplora(), &paths, 8, PATIENCE);
-    assert!(
-        traffic.wait_answered(50, PATIENCE).await,
-        "no traffic flows"
-    );
+    let traffic = proxy.wallets(&paths, 8).await;
     let before_kill = traffic.answered();
     let dead = keys[0];
     servers.remove(0).stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let report = traffic.finish().await;
-    assert!(
-        report.failures.is_empty(),
-        "{} failed requests: {:#?}",
-        report.failures.len(),
-        report.failures
-    );
+    report.assert_no_failures("a server stopped under traffic");
     assert!(
         report.answered > before_kill + 100,
         "traffic went on after the stop: {before_kill} then {}",
