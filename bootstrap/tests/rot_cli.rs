@@ -403,13 +403,9 @@ async fn balance_through_the_relay_of_the_proxy_the_list_names() {
     )
     .await
     .unwrap();
-    let server = RotServer::start_with(
-        &node,
-        None,
-        &[("ROT_PROXIES", &proxy.url), ("ROT_HEARTBEAT_SECS", "1")],
-    )
-    .await
-    .unwrap();
+    let server = RotServer::registering_with(&node, &proxy.url)
+        .await
+        .unwrap();
     let address = wallet.new_address(AddressType::Bech32).await.unwrap();
     wallet.send_to(&address, 77_000_000).await.unwrap();
     node.mine(1, &miner).await.unwrap();

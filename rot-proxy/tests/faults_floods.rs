@@ -126,13 +126,9 @@ impl Ring {
         let mut servers = Vec::new();
         let mut keys = BTreeSet::new();
         for _ in 0..2 {
-            let server = RotServer::start_with(
-                &node,
-                None,
-                &[("ROT_PROXIES", &proxy.url), ("ROT_HEARTBEAT_SECS", "1")],
-            )
-            .await
-            .unwrap();
+            let server = RotServer::registering_with(&node, &proxy.url)
+                .await
+                .unwrap();
             keys.insert(key_of(&server).await);
             servers.push(server);
         }

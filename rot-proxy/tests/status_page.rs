@@ -79,13 +79,9 @@ async fn the_status_page_and_metrics_show_the_ring() {
     let mut servers = Vec::new();
     for _ in 0..2 {
         servers.push(
-            RotServer::start_with(
-                &node,
-                None,
-                &[("ROT_PROXIES", &proxy.url), ("ROT_HEARTBEAT_SECS", "1")],
-            )
-            .await
-            .unwrap(),
+            RotServer::registering_with(&node, &proxy.url)
+                .await
+                .unwrap(),
         );
     }
     let api = ApiClient::new(&proxy.url);

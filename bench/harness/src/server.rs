@@ -76,6 +76,17 @@ impl RotServer {
         })
     }
 
+    /// Starts a server over `node` that registers with the proxy at `proxy_url`, heartbeating
+    /// every second so tests see changes quickly.
+    pub async fn registering_with(node: &Litecoind, proxy_url: &str) -> Result<Self, Error> {
+        Self::start_with(
+            node,
+            None,
+            &[("ROT_PROXIES", proxy_url), ("ROT_HEARTBEAT_SECS", "1")],
+        )
+        .await
+    }
+
     /// A client of this server's API.
     pub fn api(&self) -> ApiClient {
         ApiClient::new(&self.url)

@@ -35,13 +35,9 @@ async fn metrics_report_the_nodes_numbers_requests_and_heartbeats() {
     let payee = wallet.new_address(AddressType::Bech32).await.unwrap();
     let txid = wallet.send_to(&payee, 100_000_000).await.unwrap();
     let proxy = RotProxy::start_with(None, &[]).await.unwrap();
-    let server = RotServer::start_with(
-        &node,
-        None,
-        &[("ROT_PROXIES", &proxy.url), ("ROT_HEARTBEAT_SECS", "1")],
-    )
-    .await
-    .unwrap();
+    let server = RotServer::registering_with(&node, &proxy.url)
+        .await
+        .unwrap();
     server.wait_synced(&node, SYNC).await.unwrap();
     let api = server.api();
 
