@@ -195,7 +195,6 @@ impl Indexer {
             end,
             sender,
         ));
-        let undo_from = end.saturating_sub(self.reorg_limit);
         let started = Instant::now();
         let mut last_log = Instant::now();
         let mut applied = 0u32;
@@ -227,7 +226,7 @@ impl Indexer {
                 run.push(block);
                 if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
-                    self.apply_run(std::mem::take(&mut run), undo_from).await?;
+                    self.apply_run(std::mem::take(&mut run)).await?;
                     run_txs = 0;
                 }
             }
@@ -239,7 +238,7 @@ impl Indexer {
         fetcher.abort();
         if !run.is_empty() {
             applied += run.len() as u32;
-            self.apply_run(run, undo_from).await?;
+            self.apply_run(run).await?;
         }
         if applied > 1 {
             self.log_progress(start, applied, end, started.elapsed());
@@ -247,16 +246,13 @@ impl Indexer {
         result.map(|()| applied > 0)
     }
 
-    async fn apply_run(&self, run: Vec<IndexedBlock>, undo_from: u32) -> Result<(), Error> {
+    async fn apply_run(&self, run: Vec<IndexedBlock>) -> Result<(), Error> {
         let store = self.store.clone();
-        let reorg_limit = self.reorg_limit;
         let tip = run.last().map(|b| Tip {
             height: b.height,
             hash: b.hash,
         });
-        self.writer
-            .run(move || store.apply_blocks(&run, undo_from, reorg_limit))
-            .await?;
+        self.writer.run(move || store.apply_blocks(&run)).await?;
         if let Some(tip) = tip {
             self.tips.send_replace(tip);
             self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
