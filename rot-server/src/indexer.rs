@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rot_proto::{Block, ChainRules, Hash256, IndexProgress};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::Error;
 use crate::backend::Tip;
 use crate::rpc::NodeRpc;
-use crate::store::{IndexedBlock, IndexedOutput, IndexedTx, OutPoint, Staged, Store};
+use crate::store::{IndexedBlock, IndexedOutput, IndexedTx, OutPoint, Store};
 
 /// Most blocks asked for in one RPC batch.
 const FETCH_BATCH: u32 = 16;
@@ -82,36 +82,17 @@ impl Writer {
         &self,
         work: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        outcome(self.submit(work)?).await
-    }
-
-    /// Queues `work` on the writer thread now; [`outcome`] of the receiver is its result.
-    fn submit<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<T, Error>>, Error> {
-        let (reply, result) = oneshot::channel();
+        let (reply, result) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
                 // The indexer may have stopped waiting; nothing to do then.
                 let _ = reply.send(work());
             }))
             .map_err(|_| Error::Index("the index writer thread stopped".into()))?;
-        Ok(result)
+        result
+            .await
+            .map_err(|_| Error::Index("an index write panicked".into()))?
     }
-}
-
-/// The result of a job given to [`Writer::submit`].
-async fn outcome<T>(result: oneshot::Receiver<Result<T, Error>>) -> Result<T, Error> {
-    result
-        .await
-        .map_err(|_| Error::Index("an index write panicked".into()))?
-}
-
-/// A staged run whose commit is queued on the writer thread.
-struct Commit {
-    staged: Arc<Staged>,
-    done: oneshot::Receiver<Result<(), Error>>,
 }
 
 /// Turns a parsed block into what the store keeps.
@@ -220,7 +201,6 @@ impl Indexer {
         let mut expected_parent = self.store.tip()?.map(|t| t.hash);
         let mut run: Vec<IndexedBlock> = Vec::new();
         let mut run_txs = 0usize;
-        let mut committing = None;
         let mut result = Ok(());
 
         'receive: while let Some(batch) = receiver.recv().await {
@@ -246,8 +226,7 @@ impl Indexer {
                 run.push(block);
                 if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
-                    self.apply_run(std::mem::take(&mut run), &mut committing)
-                        .await?;
+                    self.apply_run(std::mem::take(&mut run)).await?;
                     run_txs = 0;
                 }
             }
@@ -259,48 +238,25 @@ impl Indexer {
         fetcher.abort();
         if !run.is_empty() {
             applied += run.len() as u32;
-            self.apply_run(run, &mut committing).await?;
+            self.apply_run(run).await?;
         }
-        self.finish_commit(&mut committing).await?;
         if applied > 1 {
             self.log_progress(start, applied, end, started.elapsed());
         }
         result.map(|()| applied > 0)
     }
 
-    /// Stages `run` on the blocking pool while the run before (`committing`) is written,
-    /// then queues its commit after that one. Leaves nothing being committed when it fails,
-    /// so that no later pass stages on a stale tip.
-    async fn apply_run(
-        &self,
-        run: Vec<IndexedBlock>,
-        committing: &mut Option<Commit>,
-    ) -> Result<(), Error> {
+    async fn apply_run(&self, run: Vec<IndexedBlock>) -> Result<(), Error> {
         let store = self.store.clone();
-        let pending = committing.as_ref().map(|c| c.staged.clone());
-        let staged = tokio::task::spawn_blocking(move || store.stage(&run, pending.as_deref()))
-            .await
-            .map_err(|e| Error::Index(format!("staging task failed: {e}")));
-        self.finish_commit(committing).await?;
-        let Some(staged) = staged?? else {
-            return Ok(());
-        };
-        let staged = Arc::new(staged);
-        let (store, job) = (self.store.clone(), staged.clone());
-        let done = self.writer.submit(move || store.commit_staged(&job))?;
-        *committing = Some(Commit { staged, done });
-        Ok(())
-    }
-
-    /// Waits for the commit in flight, if any, and publishes its tip.
-    async fn finish_commit(&self, committing: &mut Option<Commit>) -> Result<(), Error> {
-        let Some(commit) = committing.take() else {
-            return Ok(());
-        };
-        outcome(commit.done).await?;
-        let tip = commit.staged.tip();
-        self.tips.send_replace(tip);
-        self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
+        let tip = run.last().map(|b| Tip {
+            height: b.height,
+            hash: b.hash,
+        });
+        self.writer.run(move || store.apply_blocks(&run)).await?;
+        if let Some(tip) = tip {
+            self.tips.send_replace(tip);
+            self.progress.lock().expect("progress lock").indexed_height = u64::from(tip.height);
+        }
         Ok(())
     }
 

@@ -726,9 +726,7 @@ struct ScriptState {
 /// the commit, so those spent within the run are never written; each script it touches is
 /// read once and written once.
 #[derive(Default)]
-struct Run<'p> {
-    /// The writes of the run before, when it is not committed yet: read before the tree.
-    pending: Option<&'p Writes>,
+struct Run {
     writes: Writes,
     /// Outputs created in this run and not yet spent.
     created: HashMap<OutPoint, Prevout>,
@@ -737,29 +735,6 @@ struct Run<'p> {
     /// Block output records read to resolve inputs, and their total size.
     outputs: HashMap<u32, IVec>,
     outputs_bytes: usize,
-}
-
-/// A run of blocks staged for one commit by [`Store::stage`], committed by
-/// [`Store::commit_staged`].
-pub struct Staged {
-    writes: Writes,
-    tip: Tip,
-}
-
-impl std::fmt::Debug for Staged {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Staged")
-            .field("writes", &self.writes.ops.len())
-            .field("tip", &self.tip)
-            .finish()
-    }
-}
-
-impl Staged {
-    /// The tip once committed.
-    pub fn tip(&self) -> Tip {
-        self.tip
-    }
 }
 
 impl Store {
@@ -1071,31 +1046,16 @@ impl Store {
     /// Applies `blocks` (consecutive, the first on top of the current tip) in one atomic
     /// batch.
     pub fn apply_blocks(&self, blocks: &[IndexedBlock]) -> Result<(), Error> {
-        match self.stage(blocks, None)? {
-            Some(staged) => self.commit_staged(&staged),
+        match self.stage_run(blocks)? {
+            Some((writes, tip)) => self.commit(writes, Some(tip)),
             None => Ok(()),
         }
     }
 
     /// Everything applying `blocks` writes, and the tip after them (`None` for no blocks).
-    ///
-    /// `pending` is the run before when it is not committed yet (it may be being committed
-    /// meanwhile): `blocks` go on top of it, and the index is read through its writes. So
-    /// the next run is staged while one is written, and it must be committed after it.
-    pub fn stage(
-        &self,
-        blocks: &[IndexedBlock],
-        pending: Option<&Staged>,
-    ) -> Result<Option<Staged>, Error> {
-        let mut run = Run {
-            pending: pending.map(|p| &p.writes),
-            ..Run::default()
-        };
-        let tip = match pending {
-            Some(p) => Some(p.tip),
-            None => self.tip()?,
-        };
-        let first = tip.map_or(0, |t| t.height + 1);
+    fn stage_run(&self, blocks: &[IndexedBlock]) -> Result<Option<(Writes, Tip)>, Error> {
+        let mut run = Run::default();
+        let first = self.tip()?.map_or(0, |t| t.height + 1);
         for (expected, block) in (first..).zip(blocks) {
             if block.height != expected {
                 return Err(Error::Index(format!(
@@ -1123,56 +1083,30 @@ impl Store {
             height: last.height,
             hash: last.hash,
         };
-        Ok(Some(Staged { writes, tip }))
-    }
-
-    /// Writes a staged run and its tip, all or nothing (see [`Store::commit`]).
-    pub fn commit_staged(&self, staged: &Staged) -> Result<(), Error> {
-        self.commit(&staged.writes, Some(staged.tip))
-    }
-
-    /// The value of `key` once `pending`'s writes are in, whether or not they are yet.
-    fn get_through(&self, pending: Option<&Writes>, key: &[u8]) -> Result<Option<IVec>, Error> {
-        match pending.and_then(|p| p.ops.get(key)) {
-            Some(value) => Ok(value.as_deref().map(IVec::from)),
-            None => Ok(self.tree.get(key)?),
-        }
+        Ok(Some((writes, tip)))
     }
 
     /// The state of `script` in `run`, read from the index the first time the run touches it.
     fn script_state<'r>(
         &self,
-        run: &'r mut Run<'_>,
+        run: &'r mut Run,
         script: ScriptKey,
     ) -> Result<&'r mut ScriptState, Error> {
         Ok(match run.scripts.entry(script) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let record = match self.get_through(run.pending, &script_row_key(&script))? {
-                    Some(v) => ScriptRecord::decode(&v).ok_or_else(|| corrupt("script record"))?,
-                    None => ScriptRecord::default(),
-                };
-                let start = history_key(&script, TxPosition { height: 0, pos: 0 });
-                let end = history_end(&script);
-                // A run that touched the script wrote its last chunk (staging never removes
-                // one), so the pending run's last chunk, if any, is the script's last.
-                let last = match run
-                    .pending
-                    .and_then(|p| p.ops.range(start.to_vec()..=end.to_vec()).next_back())
-                {
-                    Some((_, value)) => value
-                        .as_deref()
-                        .map(|v| decode_history(v).ok_or_else(|| corrupt("history chunk")))
-                        .transpose()?,
-                    None => self
-                        .history_chunks_back(&script, Bound::Included(end))
-                        .next()
-                        .transpose()?
-                        .map(|(_, entries)| entries),
-                };
-                let history = match last {
-                    Some(entries) if entries.len() < HISTORY_CHUNK => entries,
-                    _ => Vec::new(),
+                let record = self.script_record(&script)?;
+                let end = Bound::Included(history_end(&script));
+                let history = match self.history_chunks_back(&script, end).next() {
+                    Some(chunk) => {
+                        let (_, entries) = chunk?;
+                        if entries.len() < HISTORY_CHUNK {
+                            entries
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    None => Vec::new(),
                 };
                 e.insert(ScriptState { record, history })
             }
@@ -1180,24 +1114,19 @@ impl Store {
     }
 
     /// The output `outpoint` spends, if the chain so far holds it unspent.
-    fn resolve(&self, run: &mut Run<'_>, outpoint: &OutPoint) -> Result<Option<Prevout>, Error> {
+    fn resolve(&self, run: &mut Run, outpoint: &OutPoint) -> Result<Option<Prevout>, Error> {
         if let Some(out) = run.created.remove(outpoint) {
             return Ok(Some(out));
         }
         // The node validated the chain, so an output of an earlier run that its
         // transaction is known for is unspent: no need to read the script's record for it.
-        let funding = self
-            .get_through(run.pending, &hash_key(TX, &outpoint.txid))?
-            .map(|v| TxPosition::decode(&v, 0).ok_or_else(|| corrupt("tx position")))
-            .transpose()?;
-        let Some(funding) = funding else {
+        let Some(funding) = self.tx_position(&outpoint.txid)? else {
             return Ok(None);
         };
         let record = match run.outputs.get(&funding.height) {
             Some(record) => record.clone(),
             None => {
-                let key = height_key(BLOCK_OUTPUTS, funding.height);
-                let Some(record) = self.get_through(run.pending, &key)? else {
+                let Some(record) = self.tree.get(height_key(BLOCK_OUTPUTS, funding.height))? else {
                     return Err(corrupt("outputs of an indexed block"));
                 };
                 if run.outputs_bytes + record.len() > OUTPUTS_CACHE_BYTES {
@@ -1220,7 +1149,7 @@ impl Store {
         }))
     }
 
-    fn stage_block(&self, run: &mut Run<'_>, block: &IndexedBlock) -> Result<(), Error> {
+    fn stage_block(&self, run: &mut Run, block: &IndexedBlock) -> Result<(), Error> {
         let h = block.height;
         let mut effects = BlockEffects::default();
         let mut undo = Vec::new();
@@ -1391,7 +1320,7 @@ impl Store {
             }
             None => None,
         };
-        self.commit(&writes, new_tip)?;
+        self.commit(writes, new_tip)?;
         Ok(new_tip)
     }
 
@@ -1449,7 +1378,7 @@ impl Store {
     /// writers out, so a batch per run of thousands of transactions took hundreds of MB and
     /// one core. Readers may see part of such a commit before its tip; they see the tip
     /// only with all of it.
-    fn commit(&self, writes: &Writes, tip: Option<Tip>) -> Result<(), Error> {
+    fn commit(&self, writes: Writes, tip: Option<Tip>) -> Result<(), Error> {
         let tip = tip.as_ref().map(encode_tip);
         let tip = (META_TIP, tip.as_ref().map(|v| &v[..]));
         let ops: Vec<_> = writes
@@ -1810,34 +1739,6 @@ mod tests {
     }
 
     #[test]
-    fn a_run_staged_on_a_pending_one_equals_one_run() {
-        let per_block = 25;
-        let chain = busy_chain(8, per_block);
-        let dir = tempfile::tempdir().unwrap();
-        let whole = open(&dir, "whole");
-        whole.apply_blocks(&chain).unwrap();
-        for split in [1, 3, 7] {
-            let piped = open(&dir, &format!("piped-{split}"));
-            piped.apply_blocks(&chain[..1]).unwrap();
-            let first = piped.stage(&chain[1..split], None).unwrap();
-            let second = piped
-                .stage(&chain[split..], first.as_ref())
-                .unwrap()
-                .unwrap();
-            // Staged against the tree alone, the second run would not extend the tip.
-            if split > 1 {
-                assert!(piped.stage(&chain[split..], None).is_err());
-            }
-            if let Some(first) = &first {
-                piped.commit_staged(first).unwrap();
-            }
-            piped.commit_staged(&second).unwrap();
-            assert_eq!(piped.dump().unwrap(), whole.dump().unwrap(), "{split}");
-            assert_eq!(piped.tip().unwrap(), whole.tip().unwrap());
-        }
-    }
-
-    #[test]
     fn undo_restores_exactly_the_earlier_index() {
         let dir = tempfile::tempdir().unwrap();
         let full = open(&dir, "full");
@@ -2090,8 +1991,8 @@ mod tests {
         let staged = {
             let store = open(&dir, "reference");
             store.apply_blocks(&chain()[..1]).unwrap();
-            let staged = store.stage(&chain()[1..], None).unwrap().unwrap();
-            (staged.writes.ops.len(), staged.writes, staged.tip)
+            let (writes, tip) = store.stage_run(&chain()[1..]).unwrap().unwrap();
+            (writes.ops.len(), writes, tip)
         };
         let (len, writes, tip) = staged;
         let tip_value = encode_tip(&tip);
