@@ -1,16 +1,8 @@
 //! rot-server binary: parse configuration, start logging, run the library.
 
 use clap::Parser;
-use mimalloc::MiMalloc;
 use rot_server::config::{Args, Config};
 use tokio_util::sync::CancellationToken;
-
-/// mimalloc: indexing allocates and frees many small buffers (keys, records, maps) on
-/// several threads, where the system allocator took about a fifth of the CPU. Without
-/// transparent huge pages (feature `no_thp`): with them the kernel zeroed 2 MiB pages for
-/// a sixth of the CPU and the peak RSS rose by about 80 MiB.
-#[global_allocator]
-static ALLOCATOR: MiMalloc = MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
