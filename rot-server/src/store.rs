@@ -2051,14 +2051,15 @@ mod tests {
     #[test]
     fn refuses_an_index_of_the_previous_schema() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(&dir, "a"));
+        let path = dir.path().join("a");
         {
-            let db = sled::open(dir.path().join("a")).unwrap();
+            let db = sled::open(&path).unwrap();
             db.insert(META_SCHEMA, &(SCHEMA_VERSION - 1).to_be_bytes())
                 .unwrap();
+            db.insert(META_COIN, "ltc-regtest").unwrap();
             db.flush().unwrap();
         }
-        let err = Store::open(&dir.path().join("a"), "ltc-regtest", 1 << 20)
+        let err = Store::open(&path, "ltc-regtest", 1 << 20)
             .unwrap_err()
             .to_string();
         let expected = format!(
