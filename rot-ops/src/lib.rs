@@ -2,8 +2,8 @@
 //! options (`--log-format` / `ROT_LOG_FORMAT`, `--log-filter` / `RUST_LOG`), a clean shutdown
 //! on Ctrl-C or SIGTERM, an HTTP server bounding slow and idle connections and their number,
 //! Prometheus metrics (a per-instance registry and the HTTP request metrics layer), the
-//! request timeout of their APIs, and the layering of a service's settings (a file under
-//! environment and flags).
+//! request timeout of their APIs, the layering of a service's settings (a file under
+//! environment and flags), and reopening a service's sled database in the same process.
 //!
 //! It is its own crate because rot-server and rot-proxy must not depend on each other and
 //! rot-proto stays free of tokio, axum and tracing-subscriber. The `service` feature adds the
@@ -20,6 +20,8 @@ pub mod serve;
 pub mod settings;
 #[cfg(feature = "service")]
 pub mod shutdown;
+#[cfg(feature = "service")]
+pub mod sled_open;
 #[cfg(feature = "service")]
 pub mod timeout;
 

@@ -53,7 +53,7 @@ impl Store {
             .path(path)
             .cache_capacity(CACHE_BYTES)
             .flush_every_ms(Some(FLUSH_EVERY_MS));
-        let db = open_when_unlocked(&config)?;
+        let db = rot_ops::sled_open::open_when_unlocked(&config)?;
         let meta = db.open_tree(META)?;
         let servers = db.open_tree(SERVERS)?;
         let bans = db.open_tree(BANS)?;
@@ -222,25 +222,6 @@ fn hex_or_number(bytes: &[u8]) -> String {
     match <[u8; 4]>::try_from(bytes) {
         Ok(be) => u32::from_be_bytes(be).to_string(),
         Err(_) => format!("0x{}", hex::encode(bytes)),
-    }
-}
-
-/// Opens the database, waiting a little while another handle of this process still holds
-/// its lock: sled's background flusher keeps a dropped database locked for a moment, so a
-/// restart in the same process (tests, the demo ring) could otherwise fail.
-fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, Error> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        match config.open() {
-            // sled reports the lock as `Other` with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            opened => return Ok(opened?),
-        }
     }
 }
 

@@ -223,7 +223,6 @@ impl Indexer {
             end,
             sender,
         ));
-        let undo_from = end.saturating_sub(self.reorg_limit);
         let started = Instant::now();
         let mut last_log = Instant::now();
         let mut applied = 0u32;
@@ -255,8 +254,7 @@ impl Indexer {
                 run.push(block);
                 if run_txs >= RUN_MAX_TXS || run.len() >= RUN_MAX_BLOCKS || block_height == end {
                     applied += run.len() as u32;
-                    self.apply_run(std::mem::take(&mut run), undo_from, end)
-                        .await?;
+                    self.apply_run(std::mem::take(&mut run), end).await?;
                     run_txs = 0;
                 }
             }
@@ -268,7 +266,7 @@ impl Indexer {
         fetcher.abort();
         if !run.is_empty() {
             applied += run.len() as u32;
-            self.apply_run(run, undo_from, end).await?;
+            self.apply_run(run, end).await?;
         }
         if applied > 1 {
             self.log_progress(start, applied, end, started.elapsed());
@@ -277,21 +275,13 @@ impl Indexer {
     }
 
     /// Applies a run of blocks of a pass towards the node's height `end`.
-    async fn apply_run(
-        &self,
-        run: Vec<IndexedBlock>,
-        undo_from: u32,
-        end: u32,
-    ) -> Result<(), Error> {
+    async fn apply_run(&self, run: Vec<IndexedBlock>, end: u32) -> Result<(), Error> {
         let store = self.store.clone();
-        let reorg_limit = self.reorg_limit;
         let tip = run.last().map(|b| Tip {
             height: b.height,
             hash: b.hash,
         });
-        self.writer
-            .run(move || store.apply_blocks(&run, undo_from, reorg_limit))
-            .await?;
+        self.writer.run(move || store.apply_blocks(&run)).await?;
         if let Some(tip) = tip {
             // Progress first: a new tip wakes the heartbeats, which should carry it.
             self.note_progress(tip.height, end);

@@ -333,7 +333,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("index"), "ltc-regtest", 1 << 20).unwrap();
         store
-            .apply_blocks(&[block(0, h(1), vec![output(0xA, 50)])], 0, 10)
+            .apply_blocks(&[block(0, h(1), vec![output(0xA, 50)])])
             .unwrap();
         let inputs = vec![
             OutPoint {
@@ -359,7 +359,7 @@ mod tests {
         assert_eq!(mempool.stats(&[0xB; 32]), ScriptStats::default());
 
         store
-            .apply_blocks(&[block(1, h(2), vec![output(0xB, 20)])], 0, 10)
+            .apply_blocks(&[block(1, h(2), vec![output(0xB, 20)])])
             .unwrap();
         mempool.resolve(&store).unwrap();
         let b = mempool.stats(&[0xB; 32]);

@@ -6,8 +6,9 @@
 //! journal that [`Store::open`] finishes (see [`Store::commit`]). So a `kill -9` at any
 //! moment leaves the index at a block boundary and indexing resumes from the stored tip.
 //! Each block keeps undo data (the
-//! outputs it spent) for the last `reorg_limit` blocks, so a reorganisation is undone
-//! exactly, without asking the node for the stale block.
+//! outputs its inputs spent), so a reorganisation is undone exactly, without asking the
+//! node for the stale block, and who spent an output is found from the spending script's
+//! history and that record, without a row per input.
 //!
 //! Why this layout: sled spends several µs of CPU per key written (each write copies the
 //! tree node it lands in), whatever the key's size, and that cost dominated indexing. So
@@ -41,7 +42,7 @@ use crate::Error;
 use crate::backend::{ScriptStats, Tip};
 
 /// Bumped whenever the layout below changes; a store of another version is refused at open.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// height → [`BlockRecord`].
 const BLOCK: u8 = b'b';
@@ -52,7 +53,8 @@ const BLOCK_TXIDS: u8 = b't';
 /// height → the block's outputs (see [`OutputsRecord`]): script hash and value by
 /// (position, output index).
 const BLOCK_OUTPUTS: u8 = b'o';
-/// height → the outputs the block spent, see [`UndoEntry`]; kept for `reorg_limit` blocks.
+/// height → the outputs the block's inputs spent, in block order, see [`UndoEntry`]; kept
+/// for every block (how [`Store::spend`] finds a spender; the indexer bounds reorgs).
 const UNDO: u8 = b'd';
 /// txid → height ++ position.
 const TX: u8 = b'x';
@@ -60,14 +62,12 @@ const TX: u8 = b'x';
 /// up to [`HISTORY_CHUNK`] (height, position) pairs, ascending. Every chunk but the last
 /// is full, so the chunks depend only on the history, never on how blocks were grouped.
 const HISTORY: u8 = b'h';
-/// funding height ++ position ++ output index → spending height ++ position ++ input index.
-const SPEND: u8 = b's';
 /// script key → [`ScriptRecord`]: the script's totals and its unspent outputs.
 const SCRIPT: u8 = b'a';
 
 /// Table names by key byte, for [`Store::dump`]. The meta keys (`m`) are left out: they
 /// hold no index data.
-const TABLES: [(u8, &str); 9] = [
+const TABLES: [(u8, &str); 8] = [
     (BLOCK, "blocks"),
     (BLOCK_HEIGHT, "block_heights"),
     (BLOCK_TXIDS, "block_txids"),
@@ -75,7 +75,6 @@ const TABLES: [(u8, &str); 9] = [
     (UNDO, "undo"),
     (TX, "txs"),
     (HISTORY, "history"),
-    (SPEND, "spends"),
     (SCRIPT, "scripts"),
 ];
 
@@ -397,13 +396,6 @@ fn decode_history(v: &[u8]) -> Option<Vec<TxPosition>> {
     (0..v.len() / 8)
         .map(|i| TxPosition::decode(v, i * 8))
         .collect()
-}
-
-fn spend_key(at: TxPosition, vout: u32) -> [u8; 13] {
-    let mut key = [SPEND; 13];
-    key[1..9].copy_from_slice(&at.encode());
-    key[9..].copy_from_slice(&vout.to_be_bytes());
-    key
 }
 
 fn script_row_key(script: &ScriptKey) -> [u8; 1 + SCRIPT_KEY_LEN] {
@@ -749,11 +741,11 @@ impl Store {
     /// Opens (or creates) the index under `path` for coin id `coin`, refusing an index of
     /// another schema version or coin.
     pub fn open(path: &Path, coin: &str, cache_bytes: u64) -> Result<Self, Error> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(200))
-            .open()?;
+            .flush_every_ms(Some(200));
+        let db = rot_ops::sled_open::open_when_unlocked(&config)?;
         let tree: Tree = (*db).clone();
         let schema_error = |version: u32| {
             Error::Schema(format!(
@@ -867,21 +859,7 @@ impl Store {
         let Some((script, value)) = self.output_at(at, outpoint.vout)? else {
             return Ok(None);
         };
-        let Some(row) = self.tree.get(script_row_key(&script_key(&script)))? else {
-            return Ok(None);
-        };
-        // Entries are fixed-size and sorted by their first 12 bytes (position, output index).
-        let mut wanted = [0u8; 12];
-        wanted[..8].copy_from_slice(&at.encode());
-        wanted[8..].copy_from_slice(&outpoint.vout.to_be_bytes());
-        let entries = row
-            .get(STATS_LEN..)
-            .filter(|rest| rest.len() % UNSPENT_LEN == 0)
-            .ok_or_else(|| corrupt("script record"))?;
-        let (entries, _) = entries.as_chunks::<UNSPENT_LEN>();
-        let found = entries
-            .binary_search_by(|e| e[..12].cmp(&wanted[..]))
-            .is_ok();
+        let found = self.holds_unspent(&script_key(&script), at, outpoint.vout)?;
         Ok(found.then_some(StoredOutput {
             script,
             value,
@@ -889,20 +867,90 @@ impl Store {
         }))
     }
 
+    /// Whether the record of `script` lists output `vout` of the transaction at `at`.
+    fn holds_unspent(&self, script: &ScriptKey, at: TxPosition, vout: u32) -> Result<bool, Error> {
+        let Some(row) = self.tree.get(script_row_key(script))? else {
+            return Ok(false);
+        };
+        // Entries are fixed-size and sorted by their first 12 bytes (position, output index).
+        let mut wanted = [0u8; 12];
+        wanted[..8].copy_from_slice(&at.encode());
+        wanted[8..].copy_from_slice(&vout.to_be_bytes());
+        let entries = row
+            .get(STATS_LEN..)
+            .filter(|rest| rest.len() % UNSPENT_LEN == 0)
+            .ok_or_else(|| corrupt("script record"))?;
+        let (entries, _) = entries.as_chunks::<UNSPENT_LEN>();
+        Ok(entries
+            .binary_search_by(|e| e[..12].cmp(&wanted[..]))
+            .is_ok())
+    }
+
     /// Who spent an output in the best chain.
+    ///
+    /// No row per input says so: the spender is in the history of the output's script, so
+    /// the entries after the funding transaction are looked up, oldest first, in their
+    /// blocks' undo records until one spends the output. An unspent output, the common
+    /// answer, is known from the script's record without that walk.
     pub fn spend(&self, outpoint: &OutPoint) -> Result<Option<Spend>, Error> {
         let Some(funding) = self.tx_position(&outpoint.txid)? else {
             return Ok(None);
         };
-        let Some(v) = self.tree.get(spend_key(funding, outpoint.vout))? else {
+        let Some((script, _)) = self.output_at(funding, outpoint.vout)? else {
             return Ok(None);
         };
-        let spender = TxPosition::decode(&v, 0).ok_or_else(|| corrupt("spend"))?;
-        Ok(Some(Spend {
-            txid: self.txid_at(spender)?,
-            vin: u32_at(&v, 8).ok_or_else(|| corrupt("spend"))?,
-            height: spender.height,
-        }))
+        let script = script_key(&script);
+        if self.holds_unspent(&script, funding, outpoint.vout)? {
+            return Ok(None);
+        }
+        // The chunk holding the funding entry starts at or before it.
+        let from = match self
+            .tree
+            .range(
+                history_key(&script, TxPosition { height: 0, pos: 0 })
+                    ..=history_key(&script, funding),
+            )
+            .next_back()
+        {
+            Some(row) => row?.0,
+            None => return Ok(None),
+        };
+        let mut undo: Option<(u32, Vec<UndoEntry>)> = None;
+        for row in self
+            .tree
+            .range(from..=IVec::from(&history_end(&script)[..]))
+        {
+            let (_, chunk) = row?;
+            let entries = decode_history(&chunk).ok_or_else(|| corrupt("history chunk"))?;
+            for at in entries.into_iter().filter(|&at| at > funding) {
+                let record = match &undo {
+                    Some((height, record)) if *height == at.height => record,
+                    _ => {
+                        let record = self
+                            .tree
+                            .get(height_key(UNDO, at.height))?
+                            .and_then(|v| UndoEntry::decode_all(&v))
+                            .ok_or_else(|| corrupt("undo record"))?;
+                        &undo.insert((at.height, record)).1
+                    }
+                };
+                // A transaction's entries are together, one per input in input order (a
+                // valid chain's inputs all resolve).
+                let first = record.partition_point(|e| e.spender < at.pos);
+                let inputs = record[first..].iter().take_while(|e| e.spender == at.pos);
+                if let Some(vin) = inputs
+                    .into_iter()
+                    .position(|e| e.funding == funding && e.vout == outpoint.vout)
+                {
+                    return Ok(Some(Spend {
+                        txid: self.txid_at(at)?,
+                        vin: vin as u32,
+                        height: at.height,
+                    }));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Confirmed totals of a script.
@@ -996,27 +1044,16 @@ impl Store {
     }
 
     /// Applies `blocks` (consecutive, the first on top of the current tip) in one atomic
-    /// batch. Undo data is written for blocks at or above `undo_from`, and dropped for the
-    /// block `reorg_limit` below each applied one.
-    pub fn apply_blocks(
-        &self,
-        blocks: &[IndexedBlock],
-        undo_from: u32,
-        reorg_limit: u32,
-    ) -> Result<(), Error> {
-        match self.stage_run(blocks, undo_from, reorg_limit)? {
+    /// batch.
+    pub fn apply_blocks(&self, blocks: &[IndexedBlock]) -> Result<(), Error> {
+        match self.stage_run(blocks)? {
             Some((writes, tip)) => self.commit(writes, Some(tip)),
             None => Ok(()),
         }
     }
 
     /// Everything applying `blocks` writes, and the tip after them (`None` for no blocks).
-    fn stage_run(
-        &self,
-        blocks: &[IndexedBlock],
-        undo_from: u32,
-        reorg_limit: u32,
-    ) -> Result<Option<(Writes, Tip)>, Error> {
+    fn stage_run(&self, blocks: &[IndexedBlock]) -> Result<Option<(Writes, Tip)>, Error> {
         let mut run = Run::default();
         let first = self.tip()?.map_or(0, |t| t.height + 1);
         for (expected, block) in (first..).zip(blocks) {
@@ -1026,10 +1063,7 @@ impl Store {
                     block.hash, block.height
                 )));
             }
-            self.stage_block(&mut run, block, block.height >= undo_from)?;
-            if let Some(old) = block.height.checked_sub(reorg_limit) {
-                run.writes.delete(&height_key(UNDO, old));
-            }
+            self.stage_block(&mut run, block)?;
         }
         let Some(last) = blocks.last() else {
             return Ok(None);
@@ -1115,12 +1149,7 @@ impl Store {
         }))
     }
 
-    fn stage_block(
-        &self,
-        run: &mut Run,
-        block: &IndexedBlock,
-        keep_undo: bool,
-    ) -> Result<(), Error> {
+    fn stage_block(&self, run: &mut Run, block: &IndexedBlock) -> Result<(), Error> {
         let h = block.height;
         let mut effects = BlockEffects::default();
         let mut undo = Vec::new();
@@ -1134,25 +1163,18 @@ impl Store {
             run.writes.put(&hash_key(TX, &tx.txid), &here.encode());
 
             spent.clear();
-            for (vin, outpoint) in (0u32..).zip(&tx.inputs) {
+            for outpoint in &tx.inputs {
                 let Some(prev) = self.resolve(run, outpoint)? else {
                     // A valid chain never spends an unknown output; keep indexing the rest.
                     tracing::warn!(%outpoint.txid, outpoint.vout, height = h, "input spends an output the index does not hold");
                     continue;
                 };
-                let mut spender = [0u8; 12];
-                spender[..8].copy_from_slice(&here.encode());
-                spender[8..].copy_from_slice(&vin.to_be_bytes());
-                run.writes
-                    .put(&spend_key(prev.funding, outpoint.vout), &spender);
-                if keep_undo {
-                    let entry = UndoEntry {
-                        spender: pos,
-                        funding: prev.funding,
-                        vout: outpoint.vout,
-                    };
-                    undo.extend_from_slice(&entry.encode());
-                }
+                let entry = UndoEntry {
+                    spender: pos,
+                    funding: prev.funding,
+                    vout: outpoint.vout,
+                };
+                undo.extend_from_slice(&entry.encode());
                 self.script_state(run, script_key(&prev.script))?
                     .record
                     .unspent
@@ -1211,25 +1233,20 @@ impl Store {
             &height_key(BLOCK_OUTPUTS, h),
             &OutputsRecord::encode(&block.txs),
         );
-        if keep_undo {
-            run.writes.put(&height_key(UNDO, h), &undo);
-        }
+        run.writes.put(&height_key(UNDO, h), &undo);
         Ok(())
     }
 
-    /// Undoes the tip block, from its undo data. Fails when no undo data is kept for it
-    /// (a reorganisation deeper than the configured limit).
+    /// Undoes the tip block, from its undo data.
     pub fn undo_tip(&self) -> Result<Option<Tip>, Error> {
         let tip = self
             .tip()?
             .ok_or_else(|| Error::Index("nothing to undo: the index is empty".into()))?;
         let h = tip.height;
-        let undo = self.tree.get(height_key(UNDO, h))?.ok_or_else(|| {
-            Error::Index(format!(
-                "no undo data for block {} at height {h}: reorg deeper than the limit",
-                tip.hash
-            ))
-        })?;
+        let undo = self
+            .tree
+            .get(height_key(UNDO, h))?
+            .ok_or_else(|| corrupt("undo record of the tip block"))?;
         let undo = UndoEntry::decode_all(&undo).ok_or_else(|| corrupt("undo record"))?;
         let outputs = self
             .tree
@@ -1251,7 +1268,6 @@ impl Store {
                 let (script, value) = self
                     .output_at(entry.funding, entry.vout)?
                     .ok_or_else(|| corrupt("output named by undo data"))?;
-                writes.delete(&spend_key(entry.funding, entry.vout));
                 // Outputs of this block it spent itself were never unspent.
                 if entry.funding.height < h {
                     let txid = self.txid_at(entry.funding)?;
@@ -1553,7 +1569,7 @@ mod tests {
     fn indexes_history_utxos_stats_and_spends() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
-        store.apply_blocks(&chain(), 0, 10).unwrap();
+        store.apply_blocks(&chain()).unwrap();
         assert_eq!(
             store.tip().unwrap(),
             Some(Tip {
@@ -1632,16 +1648,67 @@ mod tests {
     }
 
     #[test]
+    fn spenders_are_found_from_history_and_undo_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, "a");
+        let mut blocks = chain();
+        // Block 3: tx 5 spends B's output (tx 3) and A's (tx 10): input 1 is A's.
+        blocks.push(block(3, vec![tx(5, &[(3, 0), (10, 0)], &[(0xD, 70)])]));
+        store.apply_blocks(&blocks).unwrap();
+        let spend = |txid: u8, vout: u32| {
+            store
+                .spend(&OutPoint {
+                    txid: h(txid),
+                    vout,
+                })
+                .unwrap()
+                .map(|s| (s.txid, s.vin, s.height))
+        };
+        assert_eq!(spend(1, 0), Some((h(2), 0, 1)));
+        assert_eq!(spend(1, 1), Some((h(4), 0, 2)));
+        assert_eq!(spend(2, 0), Some((h(3), 0, 1)));
+        assert_eq!(spend(3, 0), Some((h(5), 0, 3)));
+        assert_eq!(spend(10, 0), Some((h(5), 1, 3)));
+        for (txid, vout) in [(2, 1), (4, 0), (5, 0), (11, 0), (1, 2), (99, 0)] {
+            assert_eq!(spend(txid, vout), None, "{txid}:{vout}");
+        }
+        store.undo_tip().unwrap();
+        assert_eq!(spend(10, 0), None);
+        assert_eq!(spend(3, 0), None);
+        assert_eq!(spend(1, 1), Some((h(4), 0, 2)));
+
+        // A busy script: spenders found across history chunks.
+        let busy = open(&dir, "busy");
+        let per_block = 25;
+        busy.apply_blocks(&busy_chain(8, per_block)).unwrap();
+        for i in 0..7 * per_block {
+            let found = busy
+                .spend(&OutPoint {
+                    txid: h(i),
+                    vout: 0,
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.txid, h(i + per_block), "{i}");
+            assert_eq!(found.height, u32::from(i / per_block) + 1, "{i}");
+        }
+        assert!(
+            busy.spend(&OutPoint {
+                txid: h(7 * per_block),
+                vout: 0
+            })
+            .unwrap()
+            .is_none()
+        );
+    }
+
+    #[test]
     fn unspendable_outputs_count_in_history_but_are_never_unspent() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
         let empty = store.dump().unwrap();
         store
-            .apply_blocks(
-                &[block(0, vec![tx(1, &[], &[(0xA, 50), (0x6a, 0)])])],
-                0,
-                10,
-            )
+            .apply_blocks(&[block(0, vec![tx(1, &[], &[(0xA, 50), (0x6a, 0)])])])
             .unwrap();
         let data = store.stats(&script(0x6a)).unwrap();
         assert_eq!((data.funded_txo_count, data.tx_count), (1, 1));
@@ -1663,10 +1730,10 @@ mod tests {
     fn one_run_equals_block_by_block() {
         let dir = tempfile::tempdir().unwrap();
         let run = open(&dir, "run");
-        run.apply_blocks(&chain(), 0, 10).unwrap();
+        run.apply_blocks(&chain()).unwrap();
         let single = open(&dir, "single");
         for b in chain() {
-            single.apply_blocks(&[b], 0, 10).unwrap();
+            single.apply_blocks(&[b]).unwrap();
         }
         assert_eq!(run.dump().unwrap(), single.dump().unwrap());
     }
@@ -1675,7 +1742,7 @@ mod tests {
     fn undo_restores_exactly_the_earlier_index() {
         let dir = tempfile::tempdir().unwrap();
         let full = open(&dir, "full");
-        full.apply_blocks(&chain(), 0, 10).unwrap();
+        full.apply_blocks(&chain()).unwrap();
         assert_eq!(
             full.undo_tip().unwrap(),
             Some(Tip {
@@ -1692,32 +1759,22 @@ mod tests {
         );
 
         let short = open(&dir, "short");
-        short.apply_blocks(&chain()[..1], 0, 10).unwrap();
+        short.apply_blocks(&chain()[..1]).unwrap();
         assert_eq!(full.dump().unwrap(), short.dump().unwrap());
         assert_eq!(full.tip().unwrap(), short.tip().unwrap());
 
         // Re-applying after the undo gives the same index as never undoing.
-        full.apply_blocks(&chain()[1..], 0, 10).unwrap();
+        full.apply_blocks(&chain()[1..]).unwrap();
         let again = open(&dir, "again");
-        again.apply_blocks(&chain(), 0, 10).unwrap();
+        again.apply_blocks(&chain()).unwrap();
         assert_eq!(full.dump().unwrap(), again.dump().unwrap());
-    }
-
-    #[test]
-    fn undo_data_is_bounded_by_the_reorg_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir, "a");
-        store.apply_blocks(&chain(), 0, 1).unwrap();
-        assert!(store.undo_tip().is_ok());
-        let err = store.undo_tip().unwrap_err().to_string();
-        assert!(err.contains("deeper than the limit"), "{err}");
     }
 
     #[test]
     fn refuses_a_block_that_does_not_extend_the_tip() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
-        assert!(store.apply_blocks(&chain()[1..2], 0, 10).is_err());
+        assert!(store.apply_blocks(&chain()[1..2]).is_err());
         assert_eq!(store.tip().unwrap(), None);
     }
 
@@ -1795,7 +1852,7 @@ mod tests {
     fn outputs_spent_within_a_run_leave_no_rows() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
-        store.apply_blocks(&chain(), 0, 10).unwrap();
+        store.apply_blocks(&chain()).unwrap();
         let scripts = &store.dump().unwrap()["scripts"];
         // Left unspent: tx 1's output 1 is spent in block 2; tx 2's output 0 by tx 3.
         let expected: BTreeSet<(Hash256, u32)> =
@@ -1871,10 +1928,10 @@ mod tests {
         let chain = busy_chain(8, per_block);
         let dir = tempfile::tempdir().unwrap();
         let run = open(&dir, "run");
-        run.apply_blocks(&chain, 0, 10).unwrap();
+        run.apply_blocks(&chain).unwrap();
         let single = open(&dir, "single");
         for b in &chain {
-            single.apply_blocks(std::slice::from_ref(b), 0, 10).unwrap();
+            single.apply_blocks(std::slice::from_ref(b)).unwrap();
         }
         assert_eq!(run.dump().unwrap(), single.dump().unwrap());
         let chunks = run.dump().unwrap()["history"].len();
@@ -1901,7 +1958,7 @@ mod tests {
         for keep in (1..8).rev() {
             run.undo_tip().unwrap();
             let shorter = open(&dir, &format!("shorter-{keep}"));
-            shorter.apply_blocks(&chain[..keep], 0, 10).unwrap();
+            shorter.apply_blocks(&chain[..keep]).unwrap();
             assert_eq!(run.dump().unwrap(), shorter.dump().unwrap(), "{keep}");
         }
     }
@@ -1911,9 +1968,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut small = open(&dir, "small");
         small.journal_from = 3;
-        small.apply_blocks(&chain(), 0, 10).unwrap();
+        small.apply_blocks(&chain()).unwrap();
         let whole = open(&dir, "whole");
-        whole.apply_blocks(&chain(), 0, 10).unwrap();
+        whole.apply_blocks(&chain()).unwrap();
         assert_eq!(small.dump().unwrap(), whole.dump().unwrap());
         assert_eq!(small.tip().unwrap(), whole.tip().unwrap());
         assert!(small.journal.get(JOURNAL_KEY).unwrap().is_none());
@@ -1927,14 +1984,14 @@ mod tests {
     fn a_commit_cut_short_by_a_crash_is_finished_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let whole = open(&dir, "whole");
-        whole.apply_blocks(&chain()[..1], 0, 10).unwrap();
-        whole.apply_blocks(&chain()[1..], 0, 10).unwrap();
+        whole.apply_blocks(&chain()[..1]).unwrap();
+        whole.apply_blocks(&chain()[1..]).unwrap();
         let expected = whole.dump().unwrap();
 
         let staged = {
             let store = open(&dir, "reference");
-            store.apply_blocks(&chain()[..1], 0, 10).unwrap();
-            let (writes, tip) = store.stage_run(&chain()[1..], 0, 10).unwrap().unwrap();
+            store.apply_blocks(&chain()[..1]).unwrap();
+            let (writes, tip) = store.stage_run(&chain()[1..]).unwrap().unwrap();
             (writes.ops.len(), writes, tip)
         };
         let (len, writes, tip) = staged;
@@ -1946,7 +2003,7 @@ mod tests {
             let name = format!("crash-{applied}");
             {
                 let store = open(&dir, &name);
-                store.apply_blocks(&chain()[..1], 0, 10).unwrap();
+                store.apply_blocks(&chain()[..1]).unwrap();
                 store.journal.insert(JOURNAL_KEY, journal.clone()).unwrap();
                 let mut batch = Batch::default();
                 for (key, value) in &ops[..applied] {
@@ -1989,6 +2046,27 @@ mod tests {
         }
         assert_eq!(decode_journal(&[2, 0, 0, 0, 0]), None);
         assert_eq!(decode_journal(&[1, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn refuses_an_index_of_the_previous_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a");
+        {
+            let db = sled::open(&path).unwrap();
+            db.insert(META_SCHEMA, &(SCHEMA_VERSION - 1).to_be_bytes())
+                .unwrap();
+            db.insert(META_COIN, "ltc-regtest").unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(&path, "ltc-regtest", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        let expected = format!(
+            "schema version {}, this rot-server uses {SCHEMA_VERSION}",
+            SCHEMA_VERSION - 1
+        );
+        assert!(err.contains(&expected) && err.contains("reindex"), "{err}");
     }
 
     #[test]
