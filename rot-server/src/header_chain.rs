@@ -37,11 +37,11 @@ impl HeaderChain {
     /// Opens (or creates) the chain under `path` for coin id `coin`, refusing one of another
     /// coin.
     pub fn open(path: &Path, coin: &str) -> Result<Self, Error> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(500))
-            .open()?;
+            .flush_every_ms(Some(500));
+        let db = rot_ops::sled_open::open_when_unlocked(&config)?;
         let meta = db.open_tree("meta")?;
         match meta.get(KEY_COIN)? {
             None => {
