@@ -1,5 +1,6 @@
-//! `kill -9` of a rot-proxy process while servers heartbeat to it: restarted on its data dir
-//! and port it has the same directory (servers, keys, URLs, standings, sequence numbers),
+//! `kill -9` of one of a ring's two proxies (a process) while servers heartbeat to both:
+//! wallets using the other proxy see no failed request; restarted on its data dir and port,
+//! the killed one has the same directory (servers, keys, URLs, standings, sequence numbers)
 //! and relays wallet traffic again without a failed request once it serves.
 
 use std::path::Path;
@@ -102,10 +103,10 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
         .await
         .unwrap();
     let operator = ApiClient::new(&proxy.url).with_bearer(ADMIN_TOKEN);
-    let registering = [
-        ("ROT_PROXIES", proxy.url.as_str()),
-        ("ROT_HEARTBEAT_SECS", "1"),
-    ];
+    // A second proxy of the ring, which wallets keep using while the first is down.
+    let other = Proxy::start(&[]).await;
+    let both = format!("{},{}", proxy.url, other.url);
+    let registering = [("ROT_PROXIES", both.as_str()), ("ROT_HEARTBEAT_SECS", "1")];
     let mut servers = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..2 {
@@ -119,6 +120,7 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
         serving(&operator, &keys)
     })
     .await;
+    other.wait_serving(&keys, None).await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let esplora = format!("{}/v1/coins/{COIN}/esplora", proxy.url);
     let answered_before = clean_traffic(&http, &esplora, &node, 200).await;
@@ -137,6 +139,7 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     assert_eq!(kept.len(), 2, "{kept:#?}");
 
     let rss_kib = proxy.rss_kib().unwrap_or(0);
+    let through_other = other.wallets(&questions(&node), WALLETS).await;
     proxy.kill9().unwrap();
     let restarted = Instant::now();
     proxy.start(PATIENCE).await.unwrap();
@@ -164,6 +167,8 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     })
     .await;
     let answered_after = clean_traffic(&http, &esplora, &node, 200).await;
+    let other_report = through_other.finish().await;
+    other_report.assert_no_failures("the other proxy while the first was down");
     // Heartbeats go on being accepted: the servers stand admitted at the restarted proxy.
     let (kept_later, _, _) = directory(&operator).await;
     assert_eq!(kept_later, kept, "the directory moved after the restart");
@@ -173,6 +178,10 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
             ("failed", "0".to_owned()),
             ("answered_before", answered_before.to_string()),
             ("answered_after", answered_after.to_string()),
+            (
+                "other_proxy_answered_meanwhile",
+                other_report.answered.to_string(),
+            ),
             ("restart_to_api_ms", ms(up)),
             ("restart_to_first_answer_ms", ms(up + first_answer)),
             (
@@ -187,4 +196,5 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     for server in servers {
         server.stop().await;
     }
+    other.stop().await;
 }
