@@ -4,9 +4,9 @@
 //!
 //! - A connection with no request in flight (a request counts until its answer is nearly all
 //!   sent) is closed after the header timeout: whether it never sends a request, sends its
-//!   headers too slowly, or sits idle between keep-alive requests. hyper's own HTTP/1 header read timeout is set too; the watch here also covers
-//!   what it does not: the protocol sniffing before HTTP/1 or HTTP/2 is known, and idle
-//!   HTTP/2 connections.
+//!   headers too slowly, or sits idle between keep-alive requests. hyper's own HTTP/1 header
+//!   read timeout is set too; the watch here also covers what it does not: the protocol
+//!   sniffing before HTTP/1 or HTTP/2 is known, and idle HTTP/2 connections.
 //! - At most `max_connections` are open at once. Beyond the cap the accept loop waits for a
 //!   slot: new connections queue in the kernel's listen backlog instead of being reset, so an
 //!   honest client is delayed (by a header timeout per cap's worth of connections ahead of
