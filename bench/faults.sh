@@ -9,12 +9,14 @@
 #              FAULTS_PROFILE    cargo profile, release or dev (default release: the memory
 #                                figures are then those of the binary operators run)
 # The binaries start a regtest litecoind (/usr/bin/litecoind) and need about 1500 file
-# descriptors and net.core.somaxconn >= 1024.
+# descriptors (the script raises its limit to the hard one) and net.core.somaxconn >= 1024.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# The floods hold about 1,500 connections at once.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export FAULTS_SOAK_SECS="${FAULTS_SOAK_SECS:-600}"
 profile="${FAULTS_PROFILE:-release}"
 case "$profile" in
