@@ -162,7 +162,7 @@ impl Admitter {
             .get(format!("{base}{path}"))
             .send()
             .await
-            .map_err(|e| failed(base, format!("{path}: {}", error_chain(&e))))?;
+            .map_err(|e| failed(base, format!("{path}: {}", rot_proto::error_chain(&e))))?;
         let addr = response
             .remote_addr()
             .map(|a| a.ip().to_canonical())
@@ -177,7 +177,7 @@ impl Admitter {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| failed(base, format!("{path}: {}", error_chain(&e))))?
+            .map_err(|e| failed(base, format!("{path}: {}", rot_proto::error_chain(&e))))?
         {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(failed(
@@ -198,18 +198,6 @@ fn failed(url: &str, reason: String) -> Error {
         url: url.to_owned(),
         reason,
     }
-}
-
-/// An error with its causes ("error sending request: connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// An accepted heartbeat: the ack for the server, and what it said.
