@@ -4,7 +4,10 @@
 //! (and its tests can build configs from maps).
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::Path;
+use std::str::FromStr;
 
 use crate::Error;
 
@@ -28,6 +31,40 @@ pub fn layered(
         }
     }
     Ok(map)
+}
+
+/// The value of setting `key`, trimmed; `None` when unset or blank.
+pub fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// A number setting within `range`, or `default` when unset; the error names the setting.
+pub fn number<T>(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    range: RangeInclusive<T>,
+) -> Result<T, Error>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+    T::Err: fmt::Display,
+{
+    let invalid = |reason: String| Error::Setting {
+        key: key.to_owned(),
+        reason,
+    };
+    let value = match get(map, key) {
+        Some(text) => text.parse::<T>().map_err(|e| invalid(e.to_string()))?,
+        None => default,
+    };
+    if !range.contains(&value) {
+        return Err(invalid(format!(
+            "must be from {} to {}",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(value)
 }
 
 /// Reads TOML settings, keys upper-cased to their environment names; arrays become
@@ -73,6 +110,22 @@ mod tests {
         let err = toml_map("table = { a = 1 }").unwrap_err().to_string();
         assert!(err.contains("table: unsupported value"), "{err}");
         assert!(toml_map("not toml").is_err());
+    }
+
+    #[test]
+    fn numbers_are_read_within_their_range_and_errors_name_the_setting() {
+        let map: BTreeMap<String, String> = [("N", " 7 "), ("BLANK", " "), ("BIG", "11")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(number(&map, "N", 1u32, 1..=10).unwrap(), 7);
+        assert_eq!(number(&map, "BLANK", 3u32, 1..=10).unwrap(), 3);
+        assert_eq!(number(&map, "UNSET", 3u32, 1..=10).unwrap(), 3);
+        let too_big = number(&map, "BIG", 1u32, 1..=10).unwrap_err().to_string();
+        assert_eq!(too_big, "BIG: must be from 1 to 10");
+        let not_a_number = number(&map, "N", 1u8, 0..=5).unwrap_err().to_string();
+        assert!(not_a_number.starts_with("N: "), "{not_a_number}");
+        assert!(number::<u32>(&map, "N", 1, 8..=9).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use rot_proto::Network;
 
+use rot_ops::settings::{get, number};
+
 use crate::Error;
 use crate::outlier::OutlierRules;
 use crate::policy::Sanctions;
@@ -415,36 +417,8 @@ impl Args {
     }
 }
 
-fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
 fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
-}
-
-/// A number setting within `range`, or `default` when unset.
-fn number<T>(
-    map: &BTreeMap<String, String>,
-    key: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, Error>
-where
-    T: FromStr + PartialOrd + fmt::Display,
-    T::Err: fmt::Display,
-{
-    let value = match get(map, key) {
-        Some(text) => text.parse::<T>().map_err(|e| invalid(key, e))?,
-        None => default,
-    };
-    if !range.contains(&value) {
-        return Err(invalid(
-            key,
-            format!("must be from {} to {}", range.start(), range.end()),
-        ));
-    }
-    Ok(value)
 }
 
 /// Longest duration setting accepted: a year, far beyond any sensible value, and small
@@ -452,16 +426,26 @@ where
 const MAX_SECS: u64 = 365 * 24 * 3600;
 
 fn seconds(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
-    number(map, key, default, 1..=MAX_SECS).map(Duration::from_secs)
+    Ok(Duration::from_secs(number(
+        map,
+        key,
+        default,
+        1..=MAX_SECS,
+    )?))
 }
 
 fn millis(map: &BTreeMap<String, String>, key: &str, default: u64) -> Result<Duration, Error> {
-    number(map, key, default, 1..=MAX_SECS * 1000).map(Duration::from_millis)
+    Ok(Duration::from_millis(number(
+        map,
+        key,
+        default,
+        1..=MAX_SECS * 1000,
+    )?))
 }
 
 /// A percentage setting (0 to 100).
 fn percent(map: &BTreeMap<String, String>, key: &str, default: u32) -> Result<u32, Error> {
-    number(map, key, default, 0..=100)
+    Ok(number(map, key, default, 0..=100)?)
 }
 
 fn flag(map: &BTreeMap<String, String>, key: &str) -> Result<bool, Error> {

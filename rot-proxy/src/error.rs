@@ -360,6 +360,13 @@ impl IntoResponse for Error {
     }
 }
 
+/// A setting rot-ops read and refused (its message names the setting).
+impl From<rot_ops::Error> for Error {
+    fn from(error: rot_ops::Error) -> Self {
+        Self::Config(error.to_string())
+    }
+}
+
 impl From<BytesRejection> for Error {
     fn from(rejection: BytesRejection) -> Self {
         Self::BadRequest(rejection.body_text())

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use rot_proto::{CoinProfile, Coins, Network};
 
+use rot_ops::settings::{get, number};
+
 use crate::Error;
 use crate::discovery::BootstrapConfig;
 use crate::rpc::NodeAuth;
@@ -187,10 +189,6 @@ impl Args {
     }
 }
 
-fn get<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    map.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
-}
-
 /// Splits a comma-separated list of URLs, dropping blanks and trailing slashes.
 fn comma_list(value: Option<&str>) -> Vec<String> {
     value
@@ -205,23 +203,6 @@ fn comma_list(value: Option<&str>) -> Vec<String> {
 
 fn invalid(key: &str, why: impl fmt::Display) -> Error {
     Error::Config(format!("{key}: {why}"))
-}
-
-/// A count or duration setting from 1 to `max`, or `default` when unset.
-fn positive(
-    map: &BTreeMap<String, String>,
-    key: &str,
-    default: u64,
-    max: u64,
-) -> Result<u64, Error> {
-    let value = match get(map, key) {
-        Some(v) => v.parse::<u64>().map_err(|e| invalid(key, e))?,
-        None => default,
-    };
-    if !(1..=max).contains(&value) {
-        return Err(invalid(key, format!("must be from 1 to {max}")));
-    }
-    Ok(value)
 }
 
 /// The coin node's RPC URL and credentials from the `CORE_*` settings (native backend only).
@@ -342,15 +323,7 @@ impl Config {
                 ));
             }
         };
-        let reorg_limit = match get(map, "ROT_REORG_LIMIT") {
-            Some(v) => v
-                .parse::<u32>()
-                .map_err(|e| invalid("ROT_REORG_LIMIT", e))?,
-            None => DEFAULT_REORG_LIMIT,
-        };
-        if reorg_limit == 0 {
-            return Err(invalid("ROT_REORG_LIMIT", "must be at least 1"));
-        }
+        let reorg_limit = number(map, "ROT_REORG_LIMIT", DEFAULT_REORG_LIMIT, 1..=u32::MAX)?;
         let proxies = comma_list(get(map, "ROT_PROXIES"));
         let bootstrap = get(map, "ROT_BOOTSTRAP_PINS").map(|pins| BootstrapConfig {
             pins_file: PathBuf::from(pins),
@@ -377,9 +350,13 @@ impl Config {
         };
         // A day bounds the timeout so no timer overflows; a million connections is far beyond
         // what one process's file descriptors allow.
-        let header_timeout =
-            Duration::from_millis(positive(map, "ROT_HEADER_TIMEOUT_MS", 10_000, 86_400_000)?);
-        let max_connections = positive(map, "ROT_MAX_CONNECTIONS", 4096, 1_000_000)? as usize;
+        let header_timeout = Duration::from_millis(number(
+            map,
+            "ROT_HEADER_TIMEOUT_MS",
+            10_000,
+            1..=86_400_000,
+        )?);
+        let max_connections = number(map, "ROT_MAX_CONNECTIONS", 4096, 1..=1_000_000)?;
         Ok(Self {
             heartbeat_interval,
             profile,
