@@ -6,6 +6,8 @@
 //! Esplora JSON is the API layer's job, done once for all backends.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rot_proto::message::{BackendKind, IndexProgress};
@@ -27,16 +29,50 @@ pub struct Tip {
 /// Failed passes in a row after which a backend says it lost its source of blocks: one failure
 /// may be a hiccup (a timeout under load) not worth being taken out of rotation for; a source
 /// that is gone fails every pass.
-pub const LOST_AFTER_FAILURES: u32 = 2;
+const LOST_AFTER_FAILURES: u32 = 2;
 
-/// Records that a backend cannot follow its source of blocks (the node, the Electrum server)
-/// because of `error`, until its next successful pass: whether the chain moved on is unknown
-/// meanwhile, so the index is not said to be synced.
-pub fn lost_the_node(progress: &std::sync::Mutex<IndexProgress>, error: &Error) {
-    let mut progress = progress.lock().expect("progress lock");
-    progress.synced = false;
-    progress.eta_secs = None;
-    progress.node_error = Some(error.to_string());
+/// How a backend's follow loop takes failed passes: it retries after a pause that doubles up
+/// to a maximum, and once its source of blocks (the node, the Electrum server) has failed
+/// [`LOST_AFTER_FAILURES`] passes in a row it says so in its progress, since whether the chain
+/// moved on is unknown meanwhile (the next good pass clears it).
+#[derive(Debug)]
+pub struct Failures {
+    first: Duration,
+    max: Duration,
+    retry: Duration,
+    in_a_row: u32,
+}
+
+impl Failures {
+    /// Pauses from `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max,
+            retry: first,
+            in_a_row: 0,
+        }
+    }
+
+    /// A pass succeeded.
+    pub fn passed(&mut self) {
+        self.retry = self.first;
+        self.in_a_row = 0;
+    }
+
+    /// A pass failed with `error`; returns the pause before the next one.
+    pub fn failed(&mut self, progress: &Mutex<IndexProgress>, error: &Error) -> Duration {
+        self.in_a_row += 1;
+        if self.in_a_row >= LOST_AFTER_FAILURES {
+            let mut progress = progress.lock().expect("progress lock");
+            progress.synced = false;
+            progress.eta_secs = None;
+            progress.node_error = Some(error.to_string());
+        }
+        let pause = self.retry;
+        self.retry = (self.retry * 2).min(self.max);
+        pause
+    }
 }
 
 /// Where a transaction stands, in Esplora's shape.

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::backend::{
-    Backend, BlockStatus, BlockSummary, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
+    Backend, BlockStatus, BlockSummary, Failures, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
 };
 use crate::electrum_rpc::{ElectrumRpc, ElectrumUrl, Reply};
 use crate::header_chain::{HeaderChain, merkle_root_of, prev_of};
@@ -805,26 +805,19 @@ impl Follower {
     /// retries with back-off while the server is away.
     async fn run(self, shutdown: CancellationToken) {
         let mut wakeups = self.rpc.wakeups();
-        let mut retry = RETRY_FIRST;
-        let mut failures = 0;
+        let mut failures = Failures::new(RETRY_FIRST, RETRY_MAX);
         loop {
             wakeups.borrow_and_update();
             let pause = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 synced = self.sync() => match synced {
                     Ok(()) => {
-                        retry = RETRY_FIRST;
-                        failures = 0;
+                        failures.passed();
                         KEEPALIVE
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?retry, "following the Electrum server failed; serving from the headers held meanwhile");
-                        failures += 1;
-                        if failures >= crate::backend::LOST_AFTER_FAILURES {
-                            crate::backend::lost_the_node(&self.progress, &e);
-                        }
-                        let pause = retry;
-                        retry = (retry * 2).min(RETRY_MAX);
+                        let pause = failures.failed(&self.progress, &e);
+                        tracing::warn!(error = %e, retry_in = ?pause, "following the Electrum server failed; serving from the headers held meanwhile");
                         pause
                     }
                 },

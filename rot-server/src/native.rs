@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::backend::{
-    Backend, BlockStatus, BlockSummary, OutSpend, ScriptStats, Tip, TxStatus, Utxo, ViewGuard,
+    Backend, BlockStatus, BlockSummary, Failures, OutSpend, ScriptStats, Tip, TxStatus, Utxo,
+    ViewGuard,
 };
 use crate::indexer::Indexer;
 use crate::mempool::Mempool;
@@ -116,8 +117,7 @@ async fn follow(
     progress: Arc<Mutex<IndexProgress>>,
     shutdown: CancellationToken,
 ) {
-    let mut retry = RETRY_FIRST;
-    let mut failures = 0;
+    let mut failures = Failures::new(RETRY_FIRST, RETRY_MAX);
     loop {
         let pass = async {
             // Held through the mempool update: a transaction a reorganisation took out of
@@ -129,20 +129,14 @@ async fn follow(
             _ = shutdown.cancelled() => break,
             result = pass => match result {
                 Ok(_) => {
-                    retry = RETRY_FIRST;
-                    failures = 0;
+                    failures.passed();
                     POLL_EVERY
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?retry, "indexer pass failed; serving from the index meanwhile");
-                    // Whether the node moves on is unknown while it fails: say so, so that
-                    // proxies stop sending wallets here while the index may fall behind.
-                    failures += 1;
-                    if failures >= crate::backend::LOST_AFTER_FAILURES {
-                        crate::backend::lost_the_node(&progress, &e);
-                    }
-                    let pause = retry;
-                    retry = (retry * 2).min(RETRY_MAX);
+                    // Serving goes on from the index; after a second failure in a row the
+                    // info says the node is lost, so proxies stop sending wallets here.
+                    let pause = failures.failed(&progress, &e);
+                    tracing::warn!(error = %e, retry_in = ?pause, "indexer pass failed; serving from the index meanwhile");
                     pause
                 }
             },
