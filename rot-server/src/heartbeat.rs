@@ -188,11 +188,9 @@ impl ProxyLink {
         // A proxy runs its conformance suite on a new server at once; one still building its
         // index would fail it (not even the genesis block yet) and be warned for it. So the
         // first heartbeat waits until the index has caught up with the node.
-        while !self.state.backend_synced() {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(FIRST_SYNC_CHECK) => {}
-            }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = self.synced_is(true, FIRST_SYNC_CHECK) => {}
         }
         let mut backoff = BACKOFF_FIRST;
         loop {
@@ -234,18 +232,15 @@ impl ProxyLink {
                         return;
                     }
                 }
-                () = self.synced_changes(said_synced), if backoff == BACKOFF_FIRST => {}
+                () = self.synced_is(!said_synced, SYNCED_CHECK), if backoff == BACKOFF_FIRST => {}
             }
         }
     }
 
-    /// Resolves once the index's `synced` is no longer `said`.
-    async fn synced_changes(&self, said: bool) {
-        loop {
-            tokio::time::sleep(SYNCED_CHECK).await;
-            if self.state.backend_synced() != said {
-                return;
-            }
+    /// Resolves once the index's `synced` is `wanted`, looking every `every`.
+    async fn synced_is(&self, wanted: bool, every: Duration) {
+        while self.state.backend_synced() != wanted {
+            tokio::time::sleep(every).await;
         }
     }
 
