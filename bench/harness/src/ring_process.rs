@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::data_dir::data_dir_or_temp;
+use crate::litecoind::{free_port, wait_until};
 use crate::{Error, Litecoind, ServiceProcess, rot_server_settings};
 
 /// A service binary that can be killed and started again on the same port and data dir.
@@ -82,13 +83,7 @@ impl RingProcess {
         extra: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Error::Io {
-                what: "finding a free port".into(),
-                source: e,
-            })?
-            .port();
+        let port = free_port()?;
         envs.insert(listen_name.to_owned(), format!("127.0.0.1:{port}"));
         for (key, value) in extra {
             envs.insert((*key).to_owned(), (*value).to_owned());
@@ -124,22 +119,12 @@ impl RingProcess {
                 reason: e.to_string(),
             })?;
         let url = format!("{}{}", self.url, self.ready_path);
-        let started = Instant::now();
-        loop {
-            match http.get(&url).send().await {
-                Ok(answer) if answer.status().is_success() => return Ok(()),
-                outcome => {
-                    if started.elapsed() >= timeout {
-                        return Err(Error::Timeout {
-                            what: format!("{binary} to serve {url}"),
-                            waited: timeout,
-                            last_state: format!("{outcome:?}"),
-                        });
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until(&format!("{binary} to serve {url}"), timeout, || async {
+            let outcome = http.get(&url).send().await;
+            let serving = matches!(&outcome, Ok(answer) if answer.status().is_success());
+            Ok((serving, format!("{outcome:?}")))
+        })
+        .await
     }
 
     /// Kills the process with SIGKILL (a crash: nothing flushed), if it runs.
