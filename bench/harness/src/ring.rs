@@ -58,6 +58,18 @@ impl Node {
         node
     }
 
+    /// Idempotent questions a wallet asks about this chain, answered from a server's index
+    /// alone: what fault tests keep asking through a relay while they break things.
+    pub fn wallet_questions(&self) -> Vec<String> {
+        vec![
+            "/blocks/tip/height".to_owned(),
+            "/blocks/tip/hash".to_owned(),
+            format!("/address/{}/utxo", self.miner),
+            format!("/address/{}", self.miner),
+            "/block-height/1".to_owned(),
+        ]
+    }
+
     /// Two payments and a block holding them.
     pub async fn pay_and_mine(&self) {
         for kind in [AddressType::Legacy, AddressType::Bech32] {

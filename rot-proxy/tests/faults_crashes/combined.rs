@@ -20,7 +20,7 @@ async fn a_server_killed_while_its_node_is_down_returns_with_a_clean_index() {
     proxy
         .wait_serving(&[ka, kb], Some(a.node.tip().await.unwrap()))
         .await;
-    let traffic = proxy.wallets(&questions(&a), WALLETS).await;
+    let traffic = proxy.wallets(&a.wallet_questions(), WALLETS).await;
 
     b.kill9().unwrap();
     time_until("the server to say its node is gone", || async {

@@ -10,7 +10,7 @@ use rot_proto::message::ServerInfo;
 use rot_proto::signed::Signed;
 use serde_json::{Value, json};
 
-use rot_harness::ring::{Node, PATIENCE, Proxy};
+use rot_harness::ring::{PATIENCE, Proxy};
 
 /// Wallets asking at once.
 pub const WALLETS: usize = 8;
@@ -37,17 +37,6 @@ pub async fn key_at(url: &str) -> PublicKey {
     info_at(url).await.expect("the server answers").server_key
 }
 
-/// Idempotent questions wallets ask, answered from a server's index and mempool view alone.
-pub fn questions(node: &Node) -> Vec<String> {
-    vec![
-        "/blocks/tip/height".to_owned(),
-        "/blocks/tip/hash".to_owned(),
-        format!("/address/{}/utxo", node.miner),
-        format!("/address/{}", node.miner),
-        "/block-height/1".to_owned(),
-    ]
-}
-
 /// The relay's operator view of `key`, when listed.
 pub async fn relay_view_of(proxy: &Proxy, key: &PublicKey) -> Option<Value> {
     let view = proxy.relay_view().await;
@@ -60,10 +49,7 @@ pub async fn relay_view_of(proxy: &Proxy, key: &PublicKey) -> Option<Value> {
 
 /// Requests relayed to `key` so far.
 pub async fn requests_to(proxy: &Proxy, key: &PublicKey) -> u64 {
-    relay_view_of(proxy, key)
-        .await
-        .and_then(|s| s["requests"].as_u64())
-        .unwrap_or(0)
+    proxy.requests().await.get(key).copied().unwrap_or(0)
 }
 
 /// Polls `check` every 50 ms until it holds and returns how long that took; panics naming

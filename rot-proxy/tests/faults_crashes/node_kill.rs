@@ -43,7 +43,7 @@ async fn a_dead_node_is_reported_and_its_server_skipped_until_the_node_returns()
     proxy
         .wait_serving(&[ka, kb, kc], Some((height, hash)))
         .await;
-    let traffic = proxy.wallets(&questions(&a), WALLETS).await;
+    let traffic = proxy.wallets(&a.wallet_questions(), WALLETS).await;
 
     let killed = Instant::now();
     b.kill9().unwrap();

@@ -81,7 +81,7 @@ async fn serving(operator: &ApiClient, keys: &[PublicKey]) -> bool {
 
 /// Steady traffic through `esplora` until `more` requests are answered; every one must be.
 async fn clean_traffic(http: &reqwest::Client, esplora: &str, node: &Node, more: u64) -> u64 {
-    let traffic = Traffic::start(http, esplora, &questions(node), WALLETS, PATIENCE);
+    let traffic = Traffic::start(http, esplora, &node.wallet_questions(), WALLETS, PATIENCE);
     assert!(
         traffic.wait_answered(more, PATIENCE).await,
         "traffic stalled"
@@ -139,7 +139,7 @@ async fn a_killed_proxy_restarts_with_its_directory_and_relays_again() {
     assert_eq!(kept.len(), 2, "{kept:#?}");
 
     let rss_kib = proxy.rss_kib().unwrap_or(0);
-    let through_other = other.wallets(&questions(&node), WALLETS).await;
+    let through_other = other.wallets(&node.wallet_questions(), WALLETS).await;
     proxy.kill9().unwrap();
     let restarted = Instant::now();
     proxy.start(PATIENCE).await.unwrap();

@@ -23,7 +23,7 @@ async fn a_killed_server_costs_no_request_and_returns_with_a_clean_index() {
     proxy
         .wait_serving(&keys, Some(node.node.tip().await.unwrap()))
         .await;
-    let traffic = proxy.wallets(&questions(&node), WALLETS).await;
+    let traffic = proxy.wallets(&node.wallet_questions(), WALLETS).await;
 
     let dead = keys[0];
     let answered_at_kill = traffic.answered();

@@ -12,7 +12,7 @@ use rot_proto::Identity;
 use rot_proto::message::ServerStatus;
 use serde_json::Value;
 
-use crate::{Forwarded, WALLETS, wallet_paths};
+use crate::{Forwarded, WALLETS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_liar_is_excluded_under_traffic_and_forged_heartbeats_are_refused() {
@@ -41,7 +41,7 @@ async fn a_liar_is_excluded_under_traffic_and_forged_heartbeats_are_refused() {
 
     crate::heartbeats::replays_and_usurpers_are_refused(&proxy, &liar, &keys[0], &behind).await;
 
-    let paths = wallet_paths(&node);
+    let paths = node.wallet_questions();
     let traffic = proxy.wallets(&paths, WALLETS).await;
     let before = proxy.requests().await[&liar.key()];
     liar.lie(Lie::WrongBalance);

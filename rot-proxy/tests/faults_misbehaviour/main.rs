@@ -12,23 +12,12 @@ mod slow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rot_harness::ring::{Node, Proxy, key_of};
+use rot_harness::ring::{Proxy, key_of};
 use rot_harness::{Forwarder, Litecoind, RotServer};
 use rot_proto::PublicKey;
 
 /// Wallets asking at once.
 const WALLETS: usize = 4;
-
-/// Idempotent wallet questions about the funded node's chain.
-fn wallet_paths(node: &Node) -> Vec<String> {
-    vec![
-        "/blocks/tip/height".to_owned(),
-        format!("/address/{}/utxo", node.miner),
-        format!("/address/{}", node.miner),
-        "/blocks/tip/hash".to_owned(),
-        "/block-height/1".to_owned(),
-    ]
-}
 
 /// Relayed requests per server added between two counts.
 fn added(

@@ -11,7 +11,7 @@ use rot_harness::ring::*;
 use rot_proto::{Hash256, PublicKey};
 use serde_json::{Value, json};
 
-use crate::{Forwarded, WALLETS, wallet_paths};
+use crate::{Forwarded, WALLETS};
 
 /// What `key`'s server says about `path` when asked through a pin.
 async fn pinned(proxy: &Proxy, key: &PublicKey, path: &str) -> Value {
@@ -89,7 +89,7 @@ async fn reorgs_under_traffic_cost_wallets_nothing_and_servers_agree() {
     node.node.invalidate_block(&b[1]).await.unwrap();
     let (height, tip, _) = followed(&proxy, &node, &servers, &keys, Instant::now()).await;
     assert_eq!(tip, b[0]);
-    let mut paths = wallet_paths(&node);
+    let mut paths = node.wallet_questions();
     paths.extend([
         format!("/tx/{txid}/status"),
         format!("/tx/{txid}"),

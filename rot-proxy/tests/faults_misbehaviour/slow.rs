@@ -10,7 +10,7 @@ use rot_harness::ring::*;
 use rot_proto::PublicKey;
 use rot_proto::message::ServerStatus;
 
-use crate::{Forwarded, WALLETS, share, wallet_paths};
+use crate::{Forwarded, WALLETS, share};
 
 /// The slow server's added delay per request.
 const DELAY: Duration = Duration::from_millis(300);
@@ -41,7 +41,7 @@ async fn slow_and_flapping_servers_cost_wallets_nothing() {
     proxy
         .wait_serving(&keys, Some(node.node.tip().await.unwrap()))
         .await;
-    let paths = wallet_paths(&node);
+    let paths = node.wallet_questions();
     let traffic = proxy.wallets(&paths, WALLETS).await;
 
     // Slow: its share falls from about a quarter (less when the picks' latency samples are
