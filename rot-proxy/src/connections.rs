@@ -1,50 +1,72 @@
 //! Keep-alive connections from the relay to servers.
 //!
 //! Plain `http://` servers (the usual case: a server next to the proxy, or on a private
-//! network) are reached over hyper's HTTP/1.1 client, with a list of idle connections per
-//! server that requests take and give back: on the relay's hot path that costs a fraction of
-//! a general-purpose client (no URL parsing, no per-request pool bookkeeping or layers).
-//! `https://` servers go through reqwest (TLS, HTTP/2).
+//! network) are spoken to by a small HTTP/1.1 client made for the relay's hot path: the task
+//! relaying a wallet's request writes it to a kept connection and reads the answer itself.
+//! A general-purpose client (hyper's, behind reqwest) runs each connection as a task of its
+//! own and passes requests, answers and body chunks to it and back through channels; here a
+//! typical request costs one write and one read, and no task switch. `https://` servers go
+//! through reqwest (TLS, HTTP/2).
 //!
-//! A connection goes back to its server's idle list once its answer has been read to the
-//! end; one the server closed meanwhile is dropped when next taken. A request that a kept
-//! connection could not even send (the server had just closed it) is sent again on a new
-//! connection, so keep-alive races never count against a server. Every answer body carries
-//! the attempt's deadline: a server that stops sending mid-body is cut off.
+//! - Answers of a known length up to [`BUFFER_BYTES`] are read whole before [`Connections::send`]
+//!   returns, so a server that fails mid-body fails the attempt (which the relay retries
+//!   elsewhere). Longer answers, chunked ones and ones that end with the connection stream,
+//!   bounded by the attempt's deadline.
+//! - A connection goes back to its server's idle list once its answer has been read to the
+//!   end, unless the server asked to close it or sent more than the answer.
+//! - A request that a kept connection got no byte of answer to (the server had closed it
+//!   while idle, a keep-alive race) is sent again on a new connection, so such races never
+//!   count against a server. Only then: the relay sends a request at most once per attempt
+//!   otherwise.
 
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use bytes::{Buf, BytesMut};
 use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
 
 use crate::Error;
 
+/// Answers of a known length up to this are read whole before they are passed on (and so
+/// can be retried if the server fails mid-body).
+pub const BUFFER_BYTES: usize = 64 * 1024;
+/// Longest answer head accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most header fields in an answer head.
+const MAX_HEADERS: usize = 100;
+/// Room made in a connection's buffer before each read.
+const READ_BYTES: usize = 16 * 1024;
+/// Longest chunk-size or trailer line of a chunked answer.
+const MAX_LINE_BYTES: usize = 4 * 1024;
+
+/// One open connection to a server, with what it read beyond the answer so far.
+#[derive(Debug)]
+struct Kept {
+    stream: TcpStream,
+    buffer: BytesMut,
+}
+
 /// A server's idle plain-HTTP connections.
 #[derive(Debug, Default)]
-pub struct Idle(Mutex<Vec<SendRequest<Body>>>);
+pub struct Idle(Mutex<Vec<Kept>>);
 
 impl Idle {
-    fn take(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(connection) = idle.pop() {
-            if !connection.is_closed() {
-                return Some(connection);
-            }
-        }
-        None
+    fn take(&self) -> Option<Kept> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
     }
 
-    fn put(&self, connection: SendRequest<Body>, max: usize) {
+    fn put(&self, connection: Kept, max: usize) {
         let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < max && !connection.is_closed() {
+        if idle.len() < max {
             idle.push(connection);
         }
     }
@@ -159,7 +181,8 @@ impl Connections {
     }
 
     /// Sends `outgoing` to `target` (whose idle connections are `idle`) and waits for the
-    /// answer's head until `deadline`; the body, read later, is bounded by it too.
+    /// answer until `deadline`: its head, and its body when that is small; a body that
+    /// streams is bounded by the deadline too.
     pub async fn send(
         &self,
         target: &Target,
@@ -174,10 +197,11 @@ impl Connections {
                     host,
                     prefix,
                 } => {
-                    self.send_plain(authority, host, prefix, idle, outgoing, deadline)
+                    let request = request_bytes(host, prefix, outgoing);
+                    self.send_plain(authority, idle, &request, outgoing.method, deadline)
                         .await
                 }
-                Target::Tls { base } => self.send_tls(base, outgoing, deadline).await,
+                Target::Tls { base } => self.send_tls(base, outgoing).await,
             }
         };
         tokio::time::timeout_at(deadline, sending)
@@ -188,90 +212,71 @@ impl Connections {
     async fn send_plain(
         &self,
         authority: &str,
-        host: &HeaderValue,
-        prefix: &str,
         idle: &Arc<Idle>,
-        outgoing: &Outgoing<'_>,
+        request: &[u8],
+        method: &Method,
         deadline: Instant,
     ) -> Result<Response<Body>, Unanswered> {
-        let uri: Uri = if prefix.is_empty() {
-            outgoing.path_and_query.parse()
-        } else {
-            format!("{prefix}{}", outgoing.path_and_query).parse()
-        }
-        .map_err(|e| Unanswered::new(format!("request URI: {e}")))?;
-        let mut request = Request::new(
-            outgoing
-                .body
-                .map_or_else(Body::empty, |b| Body::from(b.clone())),
-        );
-        *request.method_mut() = outgoing.method.clone();
-        *request.uri_mut() = uri;
-        *request.headers_mut() = outgoing.headers.clone();
-        request.headers_mut().insert(header::HOST, host.clone());
-        // A kept connection first; if the server had closed it before the request went out,
-        // a new one.
-        let mut request = Some(request);
         let mut kept = idle.take();
         loop {
-            let fresh = kept.is_none();
+            let reused = kept.is_some();
             let mut connection = match kept.take() {
                 Some(connection) => connection,
                 None => self.connect(authority).await?,
             };
-            let Some(sending) = request.take() else {
-                return Err(Unanswered::new("request lost"));
+            let head = match exchange(&mut connection, request, method).await {
+                Ok(head) => head,
+                // The server closed the kept connection before it got the request.
+                Err(Exchange::NoAnswer(_)) if reused => continue,
+                Err(Exchange::NoAnswer(reason) | Exchange::Failed(reason)) => {
+                    return Err(Unanswered::new(reason));
+                }
             };
-            match connection.try_send_request(sending).await {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    let body = Returning {
-                        body,
-                        connection: Some(connection),
-                        idle: Arc::clone(idle),
-                        max_idle: self.max_idle,
-                        deadline,
-                        timer: None,
-                    };
-                    return Ok(Response::from_parts(parts, Body::new(body)));
-                }
-                Err(mut error) => {
-                    request = error.take_message();
-                    if fresh || request.is_none() {
-                        return Err(Unanswered::new(rot_proto::error_chain(error.error())));
-                    }
-                }
+            let mut body = Streaming {
+                connection: Some(connection),
+                framing: head.framing,
+                reusable: head.keep_alive,
+                idle: Arc::clone(idle),
+                max_idle: self.max_idle,
+                deadline,
+                timer: None,
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
+            if let Framing::Length(length) = body.framing
+                && length <= BUFFER_BYTES as u64
+            {
+                let whole = body
+                    .read_whole(length as usize)
+                    .await
+                    .map_err(|e| Unanswered::new(format!("reading the answer: {e}")))?;
+                *response.body_mut() = Body::from(whole);
+            } else {
+                *response.body_mut() = Body::new(body);
             }
+            return Ok(response);
         }
     }
 
-    /// A new connection to `authority`, its HTTP/1.1 machinery running as a task.
-    async fn connect(&self, authority: &str) -> Result<SendRequest<Body>, Unanswered> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::TcpStream::connect(authority),
-        )
-        .await
-        .map_err(|_| Unanswered::new(format!("connecting to {authority} timed out")))?
-        .map_err(|e| Unanswered::new(format!("connecting to {authority}: {e}")))?;
-        // Small requests and answers go out at once.
-        let _ = stream.set_nodelay(true);
-        let (connection, machinery) = http1::handshake(TokioIo::new(stream))
+    /// A new connection to `authority`.
+    async fn connect(&self, authority: &str) -> Result<Kept, Unanswered> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
             .await
-            .map_err(|e| Unanswered::new(rot_proto::error_chain(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = machinery.await {
-                tracing::debug!(error = %e, "relay connection ended");
-            }
-        });
-        Ok(connection)
+            .map_err(|_| Unanswered::new(format!("connecting to {authority} timed out")))?
+            .map_err(|e| Unanswered::new(format!("connecting to {authority}: {e}")))?;
+        // Small requests go out at once.
+        let _ = stream.set_nodelay(true);
+        Ok(Kept {
+            stream,
+            buffer: BytesMut::with_capacity(READ_BYTES),
+        })
     }
 
     async fn send_tls(
         &self,
         base: &str,
         outgoing: &Outgoing<'_>,
-        deadline: Instant,
     ) -> Result<Response<Body>, Unanswered> {
         let mut request = self
             .tls
@@ -279,33 +284,368 @@ impl Connections {
                 outgoing.method.clone(),
                 format!("{base}{}", outgoing.path_and_query),
             )
-            .headers(outgoing.headers.clone())
-            .timeout(deadline.saturating_duration_since(Instant::now()));
+            .headers(outgoing.headers.clone());
         if let Some(body) = outgoing.body {
             request = request.body(body.clone());
         }
-        let response = request.send().await.map_err(|e| Unanswered {
+        let failed = |e: reqwest::Error| Unanswered {
             reason: rot_proto::error_chain(&e),
             timed_out: e.is_timeout(),
-        })?;
+        };
+        let response = request.send().await.map_err(failed)?;
+        let small = response
+            .content_length()
+            .is_some_and(|length| length <= BUFFER_BYTES as u64);
         let (parts, body) = Response::from(response).into_parts();
-        Ok(Response::from_parts(parts, Body::new(body)))
+        let body = if small {
+            let whole = axum::body::to_bytes(Body::new(body), BUFFER_BYTES)
+                .await
+                .map_err(|e| Unanswered::new(format!("reading the answer: {e}")))?;
+            Body::from(whole)
+        } else {
+            Body::new(body)
+        };
+        Ok(Response::from_parts(parts, body))
     }
 }
 
-/// An answer body that gives its connection back when read to the end, and fails at the
-/// attempt's deadline.
-struct Returning {
-    body: Incoming,
-    connection: Option<SendRequest<Body>>,
+/// The request line, headers and body of `outgoing`, as sent.
+fn request_bytes(host: &HeaderValue, prefix: &str, outgoing: &Outgoing<'_>) -> Vec<u8> {
+    let body = outgoing.body.map_or(&[][..], |b| &b[..]);
+    let mut out = Vec::with_capacity(128 + outgoing.path_and_query.len() + body.len());
+    out.extend_from_slice(outgoing.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(outgoing.path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in outgoing.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if outgoing.body.is_some() {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// How an exchange on a connection failed.
+#[derive(Debug)]
+enum Exchange {
+    /// Not a byte of answer came: on a kept connection, the server had closed it.
+    NoAnswer(String),
+    /// Anything else.
+    Failed(String),
+}
+
+/// An answer's head, as read.
+#[derive(Debug)]
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    /// Whether the connection may carry another request after this answer.
+    keep_alive: bool,
+}
+
+/// How an answer's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// After this many more bytes.
+    Length(u64),
+    /// Chunked, at the given step.
+    Chunked(Chunked),
+    /// When the server closes the connection.
+    ToClose,
+}
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many bytes left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// In the trailer, after the last chunk.
+    Trailer,
+}
+
+/// Writes `request` on `connection` and reads the answer's head (skipping interim 1xx
+/// answers).
+async fn exchange(connection: &mut Kept, request: &[u8], method: &Method) -> Result<Head, Exchange> {
+    if let Err(e) = connection.stream.write_all(request).await {
+        return Err(Exchange::NoAnswer(format!("sending the request: {e}")));
+    }
+    let mut received = false;
+    loop {
+        if !connection.buffer.is_empty() {
+            if let Some(head) = parse_head(&mut connection.buffer, method)? {
+                return Ok(head);
+            }
+            if connection.buffer.len() > MAX_HEAD_BYTES {
+                return Err(Exchange::Failed(format!(
+                    "the answer's head is longer than {MAX_HEAD_BYTES} bytes"
+                )));
+            }
+        }
+        connection.buffer.reserve(READ_BYTES);
+        let read = std::future::poll_fn(|cx| {
+            poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer)
+        })
+        .await;
+        match read {
+            Ok(0) | Err(_) if !received => {
+                let reason = match read {
+                    Err(e) => format!("reading the answer: {e}"),
+                    Ok(_) => "the server closed the connection without answering".to_owned(),
+                };
+                return Err(Exchange::NoAnswer(reason));
+            }
+            Ok(0) => {
+                return Err(Exchange::Failed(
+                    "the server closed the connection within the answer's head".into(),
+                ));
+            }
+            Ok(_) => received = true,
+            Err(e) => return Err(Exchange::Failed(format!("reading the answer: {e}"))),
+        }
+    }
+}
+
+/// The answer head at the start of `buffer`, taken off it; `None` while it is incomplete,
+/// and for an interim (1xx) answer, which is dropped.
+fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Option<Head>, Exchange> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let length = match parsed.parse(buffer) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Exchange::Failed(format!("malformed answer head: {e}"))),
+    };
+    let malformed = |what: &str| Exchange::Failed(format!("malformed answer head: {what}"));
+    let status = parsed
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| malformed("status"))?;
+    if status.is_informational() {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Exchange::Failed(
+                "the server switched protocols unasked".into(),
+            ));
+        }
+        buffer.advance(length);
+        return parse_head(buffer, method);
+    }
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    let mut keep_alive = parsed.version == Some(1);
+    let mut content_length: Option<u64> = None;
+    let mut chunked = None;
+    for field in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| malformed("header name"))?;
+        let value = HeaderValue::from_bytes(field.value).map_err(|_| malformed("header value"))?;
+        if name == axum::http::header::CONNECTION {
+            keep_alive &= !has_token(field.value, "close");
+        } else if name == axum::http::header::CONTENT_LENGTH {
+            let length = std::str::from_utf8(field.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| malformed("content-length"))?;
+            if content_length.is_some_and(|earlier| earlier != length) {
+                return Err(malformed("conflicting content-length"));
+            }
+            content_length = Some(length);
+        } else if name == axum::http::header::TRANSFER_ENCODING {
+            // The last coding decides: chunked ends the body, anything else reads to close.
+            chunked = Some(last_token_is(field.value, "chunked"));
+        }
+        headers.append(name, value);
+    }
+    buffer.advance(length);
+    let no_body = method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (no_body, chunked, content_length) {
+        (true, _, _) => Framing::Length(0),
+        (false, Some(true), _) => Framing::Chunked(Chunked::Size),
+        (false, Some(false), _) | (false, None, None) => Framing::ToClose,
+        (false, None, Some(length)) => Framing::Length(length),
+    };
+    keep_alive &= framing != Framing::ToClose;
+    Ok(Some(Head {
+        status,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// Whether a comma-separated header value holds `token` (case-insensitive).
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether the last item of a comma-separated header value is `token` (case-insensitive).
+fn last_token_is(value: &[u8], token: &str) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// An answer's body read from its connection, which goes back to the idle list once the
+/// body is read to its end (and dropped otherwise); fails at the attempt's deadline.
+struct Streaming {
+    connection: Option<Kept>,
+    framing: Framing,
+    reusable: bool,
     idle: Arc<Idle>,
     max_idle: usize,
     deadline: Instant,
-    /// Set only when the body has to be waited for (most arrive with the answer's head).
+    /// Set only when the body has to be waited for.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl http_body::Body for Returning {
+/// What the bytes at hand of a body give.
+enum Decoded {
+    /// Body data.
+    Data(Bytes),
+    /// The body ended.
+    End,
+    /// More bytes are needed.
+    More,
+}
+
+impl Streaming {
+    /// Reads a body of `length` bytes whole.
+    async fn read_whole(&mut self, length: usize) -> io::Result<Bytes> {
+        let connection = self.connection.as_mut().ok_or_else(gone)?;
+        while connection.buffer.len() < length {
+            connection
+                .buffer
+                .reserve((length - connection.buffer.len()).min(BUFFER_BYTES));
+            let read = std::future::poll_fn(|cx| {
+                poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer)
+            })
+            .await?;
+            if read == 0 {
+                return Err(closed_early());
+            }
+        }
+        let whole = connection.buffer.split_to(length).freeze();
+        self.framing = Framing::Length(0);
+        self.finish();
+        Ok(whole)
+    }
+
+    /// The body ended: the connection goes back to idle if it may be used again.
+    fn finish(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && self.reusable
+            && connection.buffer.is_empty()
+        {
+            self.idle.put(connection, self.max_idle);
+        }
+    }
+
+    /// Decodes what the connection's buffer holds of the body.
+    fn decode(&mut self) -> io::Result<Decoded> {
+        let connection = self.connection.as_mut().ok_or_else(gone)?;
+        let buffer = &mut connection.buffer;
+        loop {
+            match self.framing {
+                Framing::Length(0) => return Ok(Decoded::End),
+                Framing::Length(left) | Framing::Chunked(Chunked::Data(left)) => {
+                    if buffer.is_empty() {
+                        return Ok(Decoded::More);
+                    }
+                    let take = left.min(buffer.len() as u64);
+                    let data = buffer.split_to(take as usize).freeze();
+                    self.framing = match self.framing {
+                        Framing::Length(_) => Framing::Length(left - take),
+                        _ if take == left => Framing::Chunked(Chunked::DataEnd),
+                        _ => Framing::Chunked(Chunked::Data(left - take)),
+                    };
+                    return Ok(Decoded::Data(data));
+                }
+                Framing::ToClose => {
+                    if buffer.is_empty() {
+                        return Ok(Decoded::More);
+                    }
+                    return Ok(Decoded::Data(buffer.split().freeze()));
+                }
+                Framing::Chunked(step) => {
+                    let Some(line) = take_line(buffer)? else {
+                        return Ok(Decoded::More);
+                    };
+                    self.framing = Framing::Chunked(match step {
+                        Chunked::Size => match chunk_size(&line)? {
+                            0 => Chunked::Trailer,
+                            size => Chunked::Data(size),
+                        },
+                        Chunked::DataEnd if line.is_empty() => Chunked::Size,
+                        Chunked::DataEnd => return Err(invalid("chunk data overran its size")),
+                        Chunked::Trailer if line.is_empty() => return Ok(Decoded::End),
+                        Chunked::Trailer | Chunked::Data(_) => Chunked::Trailer,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Takes a CRLF-ended line (without the CRLF) off `buffer`; `None` while it is incomplete.
+fn take_line(buffer: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+    match buffer.windows(2).position(|w| w == b"\r\n") {
+        Some(end) => {
+            let line = buffer.split_to(end);
+            buffer.advance(2);
+            Ok(Some(line))
+        }
+        None if buffer.len() > MAX_LINE_BYTES => Err(invalid("chunk line too long")),
+        None => Ok(None),
+    }
+}
+
+/// The size of a chunk from its size line (hex digits, then maybe extensions).
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    std::str::from_utf8(digits)
+        .ok()
+        .filter(|d| !d.is_empty() && d.len() <= 16)
+        .and_then(|d| u64::from_str_radix(d, 16).ok())
+        .ok_or_else(|| invalid("malformed chunk size"))
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
+
+fn closed_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection within the answer",
+    )
+}
+
+fn gone() -> io::Error {
+    io::Error::other("the answer's connection is gone")
+}
+
+impl http_body::Body for Streaming {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -314,73 +654,68 @@ impl http_body::Body for Returning {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(None) => {
-                if let Some(connection) = this.connection.take() {
-                    this.idle.put(connection, this.max_idle);
+        if this.connection.is_none() {
+            return Poll::Ready(None);
+        }
+        loop {
+            match this.decode() {
+                Ok(Decoded::Data(data)) => {
+                    if this.framing == Framing::Length(0) {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),
-            Poll::Pending => match this
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(this.deadline)))
-                .as_mut()
-                .poll(cx)
-            {
-                Poll::Ready(()) => {
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::More) => {}
+                Err(e) => {
                     this.connection = None;
-                    Poll::Ready(Some(Err(
-                        "the server did not finish its answer in time".into()
-                    )))
+                    return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            connection.buffer.reserve(READ_BYTES);
+            match poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer) {
+                Poll::Ready(Ok(0)) if this.framing == Framing::ToClose => {
+                    this.connection = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(closed_early().into())));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Pending => {
+                    let deadline = this.deadline;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    ready!(timer.as_mut().poll(cx));
+                    this.connection = None;
+                    return Poll::Ready(Some(Err(
+                        "the server did not finish its answer in time".into()
+                    )));
+                }
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.connection.is_none() || self.framing == Framing::Length(0)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_targets_keep_authority_host_and_prefix() {
-        match Target::of("http://127.0.0.1:3002") {
-            Target::Plain {
-                authority,
-                host,
-                prefix,
-            } => {
-                assert_eq!(&*authority, "127.0.0.1:3002");
-                assert_eq!(host, "127.0.0.1:3002");
-                assert_eq!(&*prefix, "");
-            }
-            other => panic!("{other:?}"),
+        match self.framing {
+            Framing::Length(left) => SizeHint::with_exact(left),
+            _ => SizeHint::default(),
         }
-        match Target::of("http://ltc.example.org/rot") {
-            Target::Plain {
-                authority,
-                host,
-                prefix,
-            } => {
-                assert_eq!(&*authority, "ltc.example.org:80");
-                assert_eq!(host, "ltc.example.org");
-                assert_eq!(&*prefix, "/rot");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            Target::of("https://ltc.example.org"),
-            Target::Tls { .. }
-        ));
     }
 }

@@ -6,8 +6,8 @@
 //!   (`X-Rot-Tip: <height>:<hash>`); headers of the same names from the server are dropped.
 //! - Reads that get no answer, time out or get a 5xx (or a 501: the server cannot serve that
 //!   route) are retried once on another server, so a server dying under traffic costs wallets
-//!   nothing. Small answers (a known length up to [`BUFFER_BYTES`]) are read whole before
-//!   they are passed on, so a connection cut mid-body is retried too; larger ones stream.
+//!   nothing. Small answers are read whole before they are passed on (`connections.rs`), so
+//!   a connection cut mid-body is retried too; larger ones stream.
 //! - A broadcast (`POST /tx`) goes to two servers at once; the first acceptance is answered,
 //!   else a server's refusal (the transaction is invalid), else a third server is tried.
 //! - A request may pin a server: `X-Rot-Server: <key>` on the request, or the path
@@ -39,9 +39,6 @@ use crate::route::{Route, check_query};
 pub const SERVER_HEADER: HeaderName = HeaderName::from_static(rot_proto::transport::SERVER_HEADER);
 /// The header naming the tip of the server that answered, `height:hash`.
 pub const TIP_HEADER: HeaderName = HeaderName::from_static("x-rot-tip");
-/// Answers of a known length up to this are read whole before being passed on (and so can be
-/// retried if the server fails mid-body).
-pub const BUFFER_BYTES: u64 = 64 * 1024;
 /// Seconds a wallet is told to wait when no server can answer.
 const RETRY_AFTER_SECS: u64 = 2;
 
@@ -329,24 +326,6 @@ impl Relay {
         };
         let took = started.elapsed();
         let (mut parts, body) = response.into_parts();
-        let small = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|length| length <= BUFFER_BYTES);
-        let body = if small {
-            match axum::body::to_bytes(body, BUFFER_BYTES as usize).await {
-                Ok(bytes) => Body::from(bytes),
-                Err(error) => {
-                    return failed(Unanswered {
-                        reason: format!("reading the answer: {error}"),
-                        timed_out: false,
-                    });
-                }
-            }
-        } else {
-            body
-        };
         let status = parts.status;
         clean_response_headers(&mut parts.headers);
         parts
