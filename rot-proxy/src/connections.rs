@@ -379,7 +379,11 @@ enum Chunked {
 
 /// Writes `request` on `connection` and reads the answer's head (skipping interim 1xx
 /// answers).
-async fn exchange(connection: &mut Kept, request: &[u8], method: &Method) -> Result<Head, Exchange> {
+async fn exchange(
+    connection: &mut Kept,
+    request: &[u8],
+    method: &Method,
+) -> Result<Head, Exchange> {
     if let Err(e) = connection.stream.write_all(request).await {
         return Err(Exchange::NoAnswer(format!("sending the request: {e}")));
     }
@@ -448,8 +452,8 @@ fn parse_head(buffer: &mut BytesMut, method: &Method) -> Result<Option<Head>, Ex
     let mut content_length: Option<u64> = None;
     let mut chunked = None;
     for field in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| malformed("header name"))?;
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| malformed("header name"))?;
         let value = HeaderValue::from_bytes(field.value).map_err(|_| malformed("header value"))?;
         if name == axum::http::header::CONNECTION {
             keep_alive &= !has_token(field.value, "close");
@@ -717,5 +721,368 @@ impl http_body::Body for Streaming {
             Framing::Length(left) => SizeHint::with_exact(left),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn plain_targets_keep_authority_host_and_prefix() {
+        match Target::of("http://127.0.0.1:3002") {
+            Target::Plain {
+                authority,
+                host,
+                prefix,
+            } => {
+                assert_eq!(&*authority, "127.0.0.1:3002");
+                assert_eq!(host, "127.0.0.1:3002");
+                assert_eq!(&*prefix, "");
+            }
+            other => panic!("{other:?}"),
+        }
+        match Target::of("http://ltc.example.org/rot") {
+            Target::Plain {
+                authority,
+                host,
+                prefix,
+            } => {
+                assert_eq!(&*authority, "ltc.example.org:80");
+                assert_eq!(host, "ltc.example.org");
+                assert_eq!(&*prefix, "/rot");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Target::of("https://ltc.example.org"),
+            Target::Tls { .. }
+        ));
+    }
+
+    /// What a scripted server answers to its `n`th request (counted over all connections):
+    /// the bytes, and whether it closes the connection after them.
+    type Script = fn(usize) -> (Vec<u8>, bool);
+
+    /// A server on loopback answering by `script`; returns its base URL, the requests it
+    /// got (head and body as text) and its count of accepted connections.
+    async fn scripted(script: Script) -> (String, Arc<Mutex<Vec<String>>>, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/base", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (seen, accepted) = (requests.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0u8; 4096];
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .map_or(0, |v| v.parse::<usize>().unwrap());
+                        while buffer.len() < end + 4 + length {
+                            let mut chunk = [0u8; 4096];
+                            let n = stream.read(&mut chunk).await.unwrap();
+                            buffer.extend_from_slice(&chunk[..n]);
+                        }
+                        let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]);
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(format!("{head}\r\n\r\n{body}"));
+                            seen.len() - 1
+                        };
+                        buffer.drain(..end + 4 + length);
+                        let (answer, close) = script(n);
+                        if stream.write_all(&answer).await.is_err() || close {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, requests, connections)
+    }
+
+    fn get(path: &str) -> (Method, String) {
+        (Method::GET, path.to_owned())
+    }
+
+    /// Sends `method path` (with an `accept` header) and returns the status, headers and
+    /// whole body, or why there was no answer.
+    async fn ask(
+        connections: &Connections,
+        target: &Target,
+        idle: &Arc<Idle>,
+        (method, path): (Method, String),
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Result<Bytes, String>), Unanswered> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        let outgoing = Outgoing {
+            method: &method,
+            path_and_query: &path,
+            headers: &headers,
+            body: body.as_ref(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let response = connections.send(target, idle, &outgoing, deadline).await?;
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| rot_proto::error_chain(&e));
+        Ok((parts.status, parts.headers, body))
+    }
+
+    fn client() -> Connections {
+        Connections::new(Duration::from_secs(1), 8).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_reuse_a_kept_connection_and_carry_prefix_host_and_headers() {
+        let (base, requests, accepted) = scripted(|n| {
+            let body = format!("answer {n}");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            ([head.into_bytes(), body.into_bytes()].concat(), false)
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        for n in 0..3 {
+            let (status, headers, body) = ask(&connections, &target, &idle, get("/tx?a=1"), None)
+                .await
+                .unwrap();
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["content-type"], "text/plain");
+            assert_eq!(body.unwrap(), format!("answer {n}"));
+        }
+        let posted = Bytes::from_static(b"0200");
+        let (status, _, body) = ask(
+            &connections,
+            &target,
+            &idle,
+            (Method::POST, "/tx".into()),
+            Some(posted),
+        )
+        .await
+        .unwrap();
+        assert_eq!((status, body.unwrap()), (StatusCode::OK, "answer 3".into()));
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let requests = requests.lock().unwrap();
+        let host = base.trim_start_matches("http://").trim_end_matches("/base");
+        assert_eq!(
+            requests[0],
+            format!(
+                "GET /base/tx?a=1 HTTP/1.1\r\nhost: {host}\r\naccept: application/json\r\n\r\n"
+            )
+        );
+        assert_eq!(
+            requests[3],
+            format!(
+                "POST /base/tx HTTP/1.1\r\nhost: {host}\r\naccept: application/json\r\n\
+                 content-length: 4\r\n\r\n0200"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn chunked_answers_are_decoded_and_the_connection_kept() {
+        let (base, _, accepted) = scripted(|_| {
+            let answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                          5;ext=1\r\nhello\r\n1\r\n,\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n";
+            (answer.as_bytes().to_vec(), false)
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        for _ in 0..2 {
+            let (status, _, body) = ask(&connections, &target, &idle, get("/blocks"), None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (status, body.unwrap()),
+                (StatusCode::OK, "hello, world".into())
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn answers_ending_with_the_connection_are_read_to_its_close() {
+        let (base, _, accepted) = scripted(|n| {
+            let answer = format!("HTTP/1.1 200 OK\r\n\r\nuntil close {n}");
+            (answer.into_bytes(), true)
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        for n in 0..2 {
+            let (_, _, body) = ask(&connections, &target, &idle, get("/x"), None)
+                .await
+                .unwrap();
+            assert_eq!(body.unwrap(), format!("until close {n}"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_server_closed_is_replaced_unnoticed() {
+        // Every answer says keep-alive, but the server closes after it.
+        let (base, requests, accepted) = scripted(|_| {
+            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            (answer.as_bytes().to_vec(), true)
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        for _ in 0..3 {
+            let (status, _, body) = ask(&connections, &target, &idle, get("/x"), None)
+                .await
+                .unwrap();
+            assert_eq!((status, body.unwrap()), (StatusCode::OK, "ok".into()));
+            // Let the close reach this side.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(requests.lock().unwrap().len(), 3);
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped_and_head_and_close_are_honoured() {
+        let (base, _, accepted) = scripted(|n| match n {
+            0 => (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                false,
+            ),
+            // An answer to HEAD has no body whatever its length says.
+            1 => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n".to_vec(),
+                false,
+            ),
+            2 => (
+                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nz".to_vec(),
+                false,
+            ),
+            _ => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\ny".to_vec(),
+                false,
+            ),
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let (status, _, body) = ask(&connections, &target, &idle, get("/a"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body.unwrap()),
+            (StatusCode::NO_CONTENT, Bytes::new())
+        );
+        let head = (Method::HEAD, "/b".to_owned());
+        let (status, headers, body) = ask(&connections, &target, &idle, head, None).await.unwrap();
+        assert_eq!((status, body.unwrap()), (StatusCode::OK, Bytes::new()));
+        assert_eq!(headers["content-length"], "99");
+        let (_, _, body) = ask(&connections, &target, &idle, get("/c"), None)
+            .await
+            .unwrap();
+        assert_eq!(body.unwrap(), "z");
+        let (_, _, body) = ask(&connections, &target, &idle, get("/d"), None)
+            .await
+            .unwrap();
+        assert_eq!(body.unwrap(), "y");
+        // One connection for the first three, a new one after the server's `close`.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_streams_and_a_cut_one_fails() {
+        let (base, _, _) = scripted(|n| {
+            let length = BUFFER_BYTES + 10_000;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+            // The second answer stops half way.
+            let sent = if n == 0 { length } else { length / 2 };
+            ([head.into_bytes(), vec![b'a'; sent]].concat(), n > 0)
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let (_, _, body) = ask(&connections, &target, &idle, get("/raw"), None)
+            .await
+            .unwrap();
+        assert_eq!(body.unwrap().len(), BUFFER_BYTES + 10_000);
+        let (_, _, body) = ask(&connections, &target, &idle, get("/raw"), None)
+            .await
+            .unwrap();
+        assert!(body.unwrap_err().contains("closed the connection"));
+    }
+
+    #[tokio::test]
+    async fn a_small_answer_cut_short_or_malformed_is_no_answer() {
+        let (base, _, _) = scripted(|n| match n {
+            0 => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc".to_vec(),
+                true,
+            ),
+            1 => (b"HTTP/1.1 2000 Wrong\r\n\r\n".to_vec(), true),
+            _ => (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+                true,
+            ),
+        })
+        .await;
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let cut = ask(&connections, &target, &idle, get("/a"), None).await;
+        assert!(cut.unwrap_err().reason.contains("closed the connection"));
+        let malformed = ask(&connections, &target, &idle, get("/b"), None).await;
+        assert!(
+            malformed
+                .unwrap_err()
+                .reason
+                .contains("malformed answer head")
+        );
+        let (_, _, body) = ask(&connections, &target, &idle, get("/c"), None)
+            .await
+            .unwrap();
+        assert!(body.unwrap_err().contains("malformed chunk size"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let (connections, target, idle) = (client(), Target::of(&base), Arc::<Idle>::default());
+        let headers = HeaderMap::new();
+        let outgoing = Outgoing {
+            method: &Method::GET,
+            path_and_query: "/x",
+            headers: &headers,
+            body: None,
+        };
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let unanswered = connections
+            .send(&target, &idle, &outgoing, deadline)
+            .await
+            .unwrap_err();
+        assert!(unanswered.timed_out);
     }
 }
