@@ -4,9 +4,11 @@
 //!
 //! - A connection with no request in flight (a request counts until its answer is nearly all
 //!   sent) is closed after the header timeout: whether it never sends a request, sends its
-//!   headers too slowly, or sits idle between keep-alive requests. hyper's own HTTP/1 header
-//!   read timeout is set too; the watch here also covers what it does not: the protocol
-//!   sniffing before HTTP/1 or HTTP/2 is known, and idle HTTP/2 connections.
+//!   headers too slowly, or sits idle between keep-alive requests; this also covers the
+//!   protocol sniffing before HTTP/1 or HTTP/2 is known, and idle HTTP/2 connections. Why
+//!   not hyper's HTTP/1 header read timeout: it arms a new timer for every request, where
+//!   this watch costs a request two atomic counts and a clock read, and wakes the
+//!   connection once per timeout period.
 //! - At most `max_connections` are open at once. Beyond the cap the accept loop waits for a
 //!   slot: new connections queue in the kernel's listen backlog instead of being reset, so an
 //!   honest client is delayed (by a header timeout per cap's worth of connections ahead of
@@ -25,6 +27,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +40,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -106,10 +109,6 @@ pub async fn serve(
     let slots_total = limits.max_connections.clamp(1, most);
     let slots = Arc::new(Semaphore::new(slots_total));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     loop {
@@ -173,32 +172,46 @@ struct Connection {
 
 impl Connection {
     async fn run(self, tcp: TcpStream) {
-        let (in_flight, watched) = watch::channel(0_usize);
+        let activity = Arc::new(Activity::new());
         let service = PeerService {
             router: self.router,
             peer: self.peer,
-            in_flight: Arc::new(in_flight),
+            activity: activity.clone(),
         };
         let mut served = pin!(self.builder.serve_connection(TokioIo::new(tcp), service));
-        let mut idle = pin!(idle_for(watched, self.limits.header_timeout));
+        let mut idle_check = pin!(tokio::time::sleep(self.limits.header_timeout));
         let mut cut_off = pin!(tokio::time::sleep(Duration::ZERO));
         let mut closing = false;
         loop {
             tokio::select! {
+                // The connection first: a request that has arrived counts before the idle
+                // check looks.
+                biased;
                 ended = served.as_mut() => {
                     if let Err(e) = ended {
                         tracing::debug!(peer = %self.peer, error = %e, "connection ended");
                     }
                     return;
                 }
-                () = self.shutdown.cancelled(), if !closing => {}
-                () = &mut idle, if !closing => {
-                    tracing::debug!(peer = %self.peer, "closing an idle connection");
+                () = &mut idle_check, if !closing => {
+                    match activity.idle_until(self.limits.header_timeout) {
+                        Some(next_check) => {
+                            idle_check.as_mut().reset(next_check);
+                            continue;
+                        }
+                        // Nothing in flight to finish (a request still arriving is the
+                        // client's delay): closed at once.
+                        None => {
+                            tracing::debug!(peer = %self.peer, "closing an idle connection");
+                            return;
+                        }
+                    }
                 }
+                () = self.shutdown.cancelled(), if !closing => {}
                 () = &mut cut_off, if closing => return,
             }
-            // Shutting down or idle: answer what is in flight, then close; a peer that holds
-            // the close up (an HTTP/2 client not acknowledging) is cut off after the grace.
+            // Shutting down: answer what is in flight, then close; a peer that holds the
+            // close up (an HTTP/2 client not acknowledging) is cut off after the grace.
             served.as_mut().graceful_shutdown();
             cut_off.as_mut().reset(Instant::now() + self.limits.grace);
             closing = true;
@@ -206,22 +219,34 @@ impl Connection {
     }
 }
 
-/// Returns once no request has been in flight for `limit`, the count of requests in flight
-/// being watched through `in_flight`.
-async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
-    loop {
-        let busy = *in_flight.borrow_and_update() > 0;
-        let changed = if busy {
-            Ok(in_flight.changed().await)
-        } else {
-            tokio::time::timeout(limit, in_flight.changed()).await
-        };
-        match changed {
-            Err(_elapsed) => return,
-            Ok(Ok(())) => {}
-            // The connection is gone with its service; its task ends on its own.
-            Ok(Err(_closed)) => std::future::pending::<()>().await,
+/// A connection's requests in flight and when it last had none, shared by its service and
+/// its idle check.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// When the count last fell to zero (or the connection opened), in milliseconds since
+    /// `opened`.
+    idle_since_ms: AtomicU64,
+    opened: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            opened: Instant::now(),
         }
+    }
+
+    /// When to look again, or `None` once no request has been in flight for `limit`.
+    fn idle_until(&self, limit: Duration) -> Option<Instant> {
+        let now = Instant::now();
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Some(now + limit);
+        }
+        let since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        let until = since + limit;
+        (until > now).then_some(until)
     }
 }
 
@@ -232,7 +257,7 @@ async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
 struct PeerService {
     router: Router,
     peer: SocketAddr,
-    in_flight: Arc<watch::Sender<usize>>,
+    activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for PeerService {
@@ -242,7 +267,7 @@ impl hyper::service::Service<Request<Incoming>> for PeerService {
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        let busy = Busy::start(self.in_flight.clone());
+        let busy = Busy::start(self.activity.clone());
         let router = self.router.clone();
         Box::pin(async move {
             let answer = router.oneshot(request.map(Body::new)).await?;
@@ -311,18 +336,22 @@ impl HttpBody for Counted {
 
 /// One request in flight, counted until dropped (answered, or abandoned with its
 /// connection).
-struct Busy(Arc<watch::Sender<usize>>);
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn start(in_flight: Arc<watch::Sender<usize>>) -> Self {
-        in_flight.send_modify(|n| *n += 1);
-        Self(in_flight)
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(activity)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        let activity = &self.0;
+        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ms = activity.opened.elapsed().as_millis() as u64;
+            activity.idle_since_ms.store(ms, Ordering::Release);
+        }
     }
 }
 

@@ -74,7 +74,7 @@ impl fmt::Display for Tip {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum Agreement {
-    /// The tip most healthy servers report.
+    /// The tip most healthy servers report (on their tip or below it on the same chain).
     Agreed {
         /// The tip.
         tip: Tip,
@@ -110,13 +110,29 @@ pub fn vote(
     for tip in tips {
         *counts.entry(*tip).or_default() += 1;
     }
-    let Some(&most) = counts.values().max() else {
+    // A server whose tip is known to descend from another tip reports that one too: in a
+    // reorganisation, servers that are a block apart on the new branch outvote one still on
+    // the old branch.
+    let support: HashMap<Tip, usize> = counts
+        .iter()
+        .map(|(tip, &n)| {
+            let above: usize = counts
+                .iter()
+                .filter(|(higher, _)| {
+                    higher.height > tip.height && ancestry(tip, higher) == Some(true)
+                })
+                .map(|(_, &m)| m)
+                .sum();
+            (*tip, n + above)
+        })
+        .collect();
+    let Some(&most) = support.values().max() else {
         return Vote {
             agreement: Agreement::NoServers,
             unresolved: Vec::new(),
         };
     };
-    let mut tied: Vec<Tip> = counts
+    let mut tied: Vec<Tip> = support
         .iter()
         .filter(|&(_, &n)| n == most)
         .map(|(tip, _)| *tip)
@@ -832,6 +848,18 @@ mod tests {
         let c = tip(11, 3);
         let split = vote(&[a, c], None, |_, _| Some(false));
         assert!(matches!(split.agreement, Agreement::Split { .. }));
+    }
+
+    #[test]
+    fn servers_a_block_apart_on_a_new_branch_outvote_one_on_the_old() {
+        let (old, new_first, new_second) = (tip(105, 1), tip(105, 2), tip(106, 3));
+        let known = |l: &Tip, h: &Tip| Some(*l == new_first && *h == new_second);
+        let vote = vote(&[old, new_first, new_second], Some(old), known);
+        assert_eq!(vote.agreement, Agreement::Agreed { tip: new_first });
+        // While that is not known, the previous agreement holds and the prober asks.
+        let pending = super::vote(&[old, new_first, new_second], Some(old), no_ancestry);
+        assert_eq!(pending.agreement, Agreement::Agreed { tip: old });
+        assert_eq!(pending.unresolved.len(), 2);
     }
 
     #[test]
