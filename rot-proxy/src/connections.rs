@@ -818,41 +818,59 @@ mod tests {
         (base, requests, connections)
     }
 
-    fn get(path: &str) -> (Method, String) {
-        (Method::GET, path.to_owned())
+    /// A client of one scripted server.
+    struct Asker {
+        connections: Connections,
+        target: Target,
+        idle: Arc<Idle>,
     }
 
-    /// Sends `method path` (with an `accept` header) and returns the status, headers and
-    /// whole body, or why there was no answer.
-    async fn ask(
-        connections: &Connections,
-        target: &Target,
-        idle: &Arc<Idle>,
-        (method, path): (Method, String),
-        body: Option<Bytes>,
-    ) -> Result<(StatusCode, HeaderMap, Result<Bytes, String>), Unanswered> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            axum::http::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
-        let outgoing = Outgoing {
-            method: &method,
-            path_and_query: &path,
-            headers: &headers,
-            body: body.as_ref(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let response = connections.send(target, idle, &outgoing, deadline).await?;
-        let (parts, body) = response.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| rot_proto::error_chain(&e));
-        Ok((parts.status, parts.headers, body))
-    }
+    /// An answer as a test reads it: status, headers, and the whole body or why not.
+    type Answer = (StatusCode, HeaderMap, Result<Bytes, String>);
 
-    fn client() -> Connections {
-        Connections::new(Duration::from_secs(1), 8).unwrap()
+    impl Asker {
+        fn of(base: &str) -> Self {
+            Self {
+                connections: Connections::new(Duration::from_secs(1), 8).unwrap(),
+                target: Target::of(base),
+                idle: Arc::default(),
+            }
+        }
+
+        /// Sends `method path` (with an `accept` header) and reads the whole answer.
+        async fn ask(
+            &self,
+            method: Method,
+            path: &str,
+            body: Option<Bytes>,
+        ) -> Result<Answer, Unanswered> {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                axum::http::header::ACCEPT,
+                HeaderValue::from_static("application/json"),
+            );
+            let outgoing = Outgoing {
+                method: &method,
+                path_and_query: path,
+                headers: &headers,
+                body: body.as_ref(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let response = self
+                .connections
+                .send(&self.target, &self.idle, &outgoing, deadline)
+                .await?;
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map_err(|e| rot_proto::error_chain(&e));
+            Ok((parts.status, parts.headers, body))
+        }
+
+        /// `GET path`, which must be answered.
+        async fn get(&self, path: &str) -> Answer {
+            self.ask(Method::GET, path, None).await.unwrap()
+        }
     }
 
     #[tokio::test]
@@ -866,25 +884,15 @@ mod tests {
             ([head.into_bytes(), body.into_bytes()].concat(), false)
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let asker = Asker::of(&base);
         for n in 0..3 {
-            let (status, headers, body) = ask(&connections, &target, &idle, get("/tx?a=1"), None)
-                .await
-                .unwrap();
+            let (status, headers, body) = asker.get("/tx?a=1").await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(headers["content-type"], "text/plain");
             assert_eq!(body.unwrap(), format!("answer {n}"));
         }
         let posted = Bytes::from_static(b"0200");
-        let (status, _, body) = ask(
-            &connections,
-            &target,
-            &idle,
-            (Method::POST, "/tx".into()),
-            Some(posted),
-        )
-        .await
-        .unwrap();
+        let (status, _, body) = asker.ask(Method::POST, "/tx", Some(posted)).await.unwrap();
         assert_eq!((status, body.unwrap()), (StatusCode::OK, "answer 3".into()));
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         let requests = requests.lock().unwrap();
@@ -912,11 +920,9 @@ mod tests {
             (answer.as_bytes().to_vec(), false)
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let asker = Asker::of(&base);
         for _ in 0..2 {
-            let (status, _, body) = ask(&connections, &target, &idle, get("/blocks"), None)
-                .await
-                .unwrap();
+            let (status, _, body) = asker.get("/blocks").await;
             assert_eq!(
                 (status, body.unwrap()),
                 (StatusCode::OK, "hello, world".into())
@@ -932,11 +938,9 @@ mod tests {
             (answer.into_bytes(), true)
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let asker = Asker::of(&base);
         for n in 0..2 {
-            let (_, _, body) = ask(&connections, &target, &idle, get("/x"), None)
-                .await
-                .unwrap();
+            let (_, _, body) = asker.get("/x").await;
             assert_eq!(body.unwrap(), format!("until close {n}"));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -950,11 +954,9 @@ mod tests {
             (answer.as_bytes().to_vec(), true)
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
+        let asker = Asker::of(&base);
         for _ in 0..3 {
-            let (status, _, body) = ask(&connections, &target, &idle, get("/x"), None)
-                .await
-                .unwrap();
+            let (status, _, body) = asker.get("/x").await;
             assert_eq!((status, body.unwrap()), (StatusCode::OK, "ok".into()));
             // Let the close reach this side.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -985,25 +987,18 @@ mod tests {
             ),
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
-        let (status, _, body) = ask(&connections, &target, &idle, get("/a"), None)
-            .await
-            .unwrap();
+        let asker = Asker::of(&base);
+        let (status, _, body) = asker.get("/a").await;
         assert_eq!(
             (status, body.unwrap()),
             (StatusCode::NO_CONTENT, Bytes::new())
         );
-        let head = (Method::HEAD, "/b".to_owned());
-        let (status, headers, body) = ask(&connections, &target, &idle, head, None).await.unwrap();
+        let (status, headers, body) = asker.ask(Method::HEAD, "/b", None).await.unwrap();
         assert_eq!((status, body.unwrap()), (StatusCode::OK, Bytes::new()));
         assert_eq!(headers["content-length"], "99");
-        let (_, _, body) = ask(&connections, &target, &idle, get("/c"), None)
-            .await
-            .unwrap();
+        let (_, _, body) = asker.get("/c").await;
         assert_eq!(body.unwrap(), "z");
-        let (_, _, body) = ask(&connections, &target, &idle, get("/d"), None)
-            .await
-            .unwrap();
+        let (_, _, body) = asker.get("/d").await;
         assert_eq!(body.unwrap(), "y");
         // One connection for the first three, a new one after the server's `close`.
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -1019,14 +1014,10 @@ mod tests {
             ([head.into_bytes(), vec![b'a'; sent]].concat(), n > 0)
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
-        let (_, _, body) = ask(&connections, &target, &idle, get("/raw"), None)
-            .await
-            .unwrap();
+        let asker = Asker::of(&base);
+        let (_, _, body) = asker.get("/raw").await;
         assert_eq!(body.unwrap().len(), BUFFER_BYTES + 10_000);
-        let (_, _, body) = ask(&connections, &target, &idle, get("/raw"), None)
-            .await
-            .unwrap();
+        let (_, _, body) = asker.get("/raw").await;
         assert!(body.unwrap_err().contains("closed the connection"));
     }
 
@@ -1044,19 +1035,17 @@ mod tests {
             ),
         })
         .await;
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::default());
-        let cut = ask(&connections, &target, &idle, get("/a"), None).await;
+        let asker = Asker::of(&base);
+        let cut = asker.ask(Method::GET, "/a", None).await;
         assert!(cut.unwrap_err().reason.contains("closed the connection"));
-        let malformed = ask(&connections, &target, &idle, get("/b"), None).await;
+        let malformed = asker.ask(Method::GET, "/b", None).await;
         assert!(
             malformed
                 .unwrap_err()
                 .reason
                 .contains("malformed answer head")
         );
-        let (_, _, body) = ask(&connections, &target, &idle, get("/c"), None)
-            .await
-            .unwrap();
+        let (_, _, body) = asker.get("/c").await;
         assert!(body.unwrap_err().contains("malformed chunk size"));
     }
 
@@ -1070,17 +1059,8 @@ mod tests {
                 open.push(stream);
             }
         });
-        let (connections, target, idle) = (client(), Target::of(&base), Arc::<Idle>::default());
-        let headers = HeaderMap::new();
-        let outgoing = Outgoing {
-            method: &Method::GET,
-            path_and_query: "/x",
-            headers: &headers,
-            body: None,
-        };
-        let deadline = Instant::now() + Duration::from_millis(200);
-        let unanswered = connections
-            .send(&target, &idle, &outgoing, deadline)
+        let unanswered = Asker::of(&base)
+            .ask(Method::GET, "/x", None)
             .await
             .unwrap_err();
         assert!(unanswered.timed_out);
