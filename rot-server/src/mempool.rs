@@ -82,13 +82,26 @@ pub struct Mempool {
 impl Mempool {
     /// Brings the view in line with the node's mempool. Returns how many transactions
     /// were added and removed.
+    ///
+    /// Only a mempool the node had on the index's tip is taken: one listed after the node
+    /// moved to a new block (whose transactions it left) would make them vanish from the
+    /// view while the index does not hold that block yet. The node's best block is asked
+    /// before and after the listing; when either is not the index's tip the view stays as
+    /// it is, and the next pass indexes the block first.
     pub async fn sync(
         shared: &tokio::sync::RwLock<Mempool>,
         rpc: &NodeRpc,
         store: &Store,
         rules: &ChainRules,
     ) -> Result<(usize, usize), Error> {
+        let indexed = store.tip()?.map(|tip| tip.hash);
+        if Some(rpc.get_best_block_hash().await?) != indexed {
+            return Ok((0, 0));
+        }
         let node: HashSet<Hash256> = rpc.get_raw_mempool().await?.into_iter().collect();
+        if Some(rpc.get_best_block_hash().await?) != indexed {
+            return Ok((0, 0));
+        }
         let (gone, new): (Vec<Hash256>, Vec<Hash256>) = {
             let view = shared.read().await;
             let gone = view
