@@ -238,6 +238,17 @@ impl Activity {
         }
     }
 
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn request_ended(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let ms = self.opened.elapsed().as_millis() as u64;
+            self.idle_since_ms.store(ms, Ordering::Release);
+        }
+    }
+
     /// When to look again, or `None` once no request has been in flight for `limit`.
     fn idle_until(&self, limit: Duration) -> Option<Instant> {
         let now = Instant::now();
@@ -340,18 +351,14 @@ struct Busy(Arc<Activity>);
 
 impl Busy {
     fn start(activity: Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.request_started();
         Self(activity)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let activity = &self.0;
-        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let ms = activity.opened.elapsed().as_millis() as u64;
-            activity.idle_since_ms.store(ms, Ordering::Release);
-        }
+        self.0.request_ended();
     }
 }
 

@@ -55,6 +55,19 @@ struct Kept {
     buffer: BytesMut,
 }
 
+impl Kept {
+    /// Makes room for `room` more bytes in the buffer and reads into it; `Ok(0)` when the
+    /// server closed the connection.
+    fn poll_read_more(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<usize>> {
+        self.buffer.reserve(room);
+        poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buffer)
+    }
+
+    async fn read_more(&mut self, room: usize) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read_more(cx, room)).await
+    }
+}
+
 /// A server's idle plain-HTTP connections.
 #[derive(Debug, Default)]
 pub struct Idle(Mutex<Vec<Kept>>);
@@ -241,20 +254,17 @@ impl Connections {
                 deadline,
                 timer: None,
             };
-            let mut response = Response::new(Body::empty());
-            *response.status_mut() = head.status;
-            *response.headers_mut() = head.headers;
-            if let Framing::Length(length) = body.framing
-                && length <= BUFFER_BYTES as u64
-            {
-                let whole = body
+            let body = match body.framing {
+                Framing::Length(length) if length <= BUFFER_BYTES as u64 => body
                     .read_whole(length as usize)
                     .await
-                    .map_err(|e| Unanswered::new(format!("reading the answer: {e}")))?;
-                *response.body_mut() = Body::from(whole);
-            } else {
-                *response.body_mut() = Body::new(body);
-            }
+                    .map(Body::from)
+                    .map_err(|e| Unanswered::new(format!("reading the answer: {e}")))?,
+                _ => Body::new(body),
+            };
+            let mut response = Response::new(body);
+            *response.status_mut() = head.status;
+            *response.headers_mut() = head.headers;
             return Ok(response);
         }
     }
@@ -399,26 +409,24 @@ async fn exchange(
                 )));
             }
         }
-        connection.buffer.reserve(READ_BYTES);
-        let read = std::future::poll_fn(|cx| {
-            poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer)
-        })
-        .await;
-        match read {
-            Ok(0) | Err(_) if !received => {
-                let reason = match read {
-                    Err(e) => format!("reading the answer: {e}"),
-                    Ok(_) => "the server closed the connection without answering".to_owned(),
-                };
-                return Err(Exchange::NoAnswer(reason));
+        match (connection.read_more(READ_BYTES).await, received) {
+            (Ok(0), false) => {
+                return Err(Exchange::NoAnswer(
+                    "the server closed the connection without answering".into(),
+                ));
             }
-            Ok(0) => {
+            (Err(e), false) => {
+                return Err(Exchange::NoAnswer(format!("reading the answer: {e}")));
+            }
+            (Ok(0), true) => {
                 return Err(Exchange::Failed(
                     "the server closed the connection within the answer's head".into(),
                 ));
             }
-            Ok(_) => received = true,
-            Err(e) => return Err(Exchange::Failed(format!("reading the answer: {e}"))),
+            (Err(e), true) => {
+                return Err(Exchange::Failed(format!("reading the answer: {e}")));
+            }
+            (Ok(_), _) => received = true,
         }
     }
 }
@@ -534,14 +542,8 @@ impl Streaming {
     async fn read_whole(&mut self, length: usize) -> io::Result<Bytes> {
         let connection = self.connection.as_mut().ok_or_else(gone)?;
         while connection.buffer.len() < length {
-            connection
-                .buffer
-                .reserve((length - connection.buffer.len()).min(BUFFER_BYTES));
-            let read = std::future::poll_fn(|cx| {
-                poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer)
-            })
-            .await?;
-            if read == 0 {
+            let missing = length - connection.buffer.len();
+            if connection.read_more(missing).await? == 0 {
                 return Err(closed_early());
             }
         }
@@ -682,8 +684,7 @@ impl http_body::Body for Streaming {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);
             };
-            connection.buffer.reserve(READ_BYTES);
-            match poll_read_buf(Pin::new(&mut connection.stream), cx, &mut connection.buffer) {
+            match connection.poll_read_more(cx, READ_BYTES) {
                 Poll::Ready(Ok(0)) if this.framing == Framing::ToClose => {
                     this.connection = None;
                     return Poll::Ready(None);

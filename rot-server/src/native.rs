@@ -23,7 +23,8 @@ use crate::rpc::{ESPLORA_FEE_TARGETS, NodeRpc};
 use crate::store::{OutPoint, Store, TxPosition};
 
 /// How often the node is asked for a new best block and mempool changes. Polling this
-/// often costs the node one cheap call and keeps new blocks indexed within a second.
+/// often costs the node a few cheap calls (chain info, mempool listing, best block) and
+/// keeps new blocks indexed within a second.
 const POLL_EVERY: Duration = Duration::from_millis(250);
 /// Pause after a failed sync before trying again, doubling up to the maximum.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
