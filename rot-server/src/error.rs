@@ -102,6 +102,12 @@ pub enum Error {
     /// sled failed (disk full, I/O error).
     #[error("index storage: {0}")]
     Storage(#[from] sled::Error),
+    /// A file of the index beside sled could not be read or written.
+    #[error("index file {}: {source}", path.display())]
+    IndexFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// The index on disk is of another schema version or coin.
     #[error("{0}")]
     Schema(String),
@@ -160,6 +166,7 @@ impl Error {
             Self::NodeUrlInvalid { .. }
             | Self::Config(_)
             | Self::Storage(_)
+            | Self::IndexFile { .. }
             | Self::Schema(_)
             | Self::Corrupt(_)
             | Self::Index(_) => ErrorCode::Internal,

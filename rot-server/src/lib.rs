@@ -2,7 +2,7 @@
 //! ROT's own endpoints, registering with proxies by signed heartbeats.
 //!
 //! Layout: `config` (settings), `server` (wiring and `run`), `api` + `esplora` (HTTP),
-//! `backend` (the seam every backend implements), `native` + `indexer` + `store` + `mempool`
+//! `backend` (the seam every backend implements), `native` + `indexer` + `store` + `tx_index` + `mempool`
 //! (the native backend), `electrum` + `electrum_rpc` + `header_chain` (the electrum backend),
 //! `rpc` (the coin node), `heartbeat` (registration with proxies), `metrics` (`/metrics`).
 
@@ -23,5 +23,6 @@ pub mod native;
 pub mod rpc;
 pub mod server;
 pub mod store;
+pub mod tx_index;
 
 pub use error::Error;

@@ -27,6 +27,10 @@
 //! The layout never depends on how blocks were grouped into runs, so an index built in one
 //! go, block by block, or resumed after a crash is the same, key for key.
 //!
+//! Where each transaction is (txid → height and position) is not in sled: that was a row per
+//! transaction, most of what indexing wrote. It is a hash table in a file beside the tree
+//! ([`TxIndex`]), whose entries are checked against the block records here before use.
+//!
 //! The store knows nothing of raw blocks: the indexer hands it [`IndexedBlock`]s, the few
 //! facts per transaction the index needs.
 
@@ -34,15 +38,17 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 
 use rot_proto::Hash256;
 use sled::{Batch, IVec, Tree};
 
 use crate::Error;
 use crate::backend::{ScriptStats, Tip};
+use crate::tx_index::{TxEntry, TxIndex, block_tag};
 
 /// Bumped whenever the layout below changes; a store of another version is refused at open.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// height → [`BlockRecord`].
 const BLOCK: u8 = b'b';
@@ -56,8 +62,6 @@ const BLOCK_OUTPUTS: u8 = b'o';
 /// height → the outputs the block's inputs spent, in block order, see [`UndoEntry`]; kept
 /// for every block (how [`Store::spend`] finds a spender; the indexer bounds reorgs).
 const UNDO: u8 = b'd';
-/// txid → height ++ position.
-const TX: u8 = b'x';
 /// script key ++ height ++ position of its first entry → a chunk of the script's history:
 /// up to [`HISTORY_CHUNK`] (height, position) pairs, ascending. Every chunk but the last
 /// is full, so the chunks depend only on the history, never on how blocks were grouped.
@@ -67,13 +71,12 @@ const SCRIPT: u8 = b'a';
 
 /// Table names by key byte, for [`Store::dump`]. The meta keys (`m`) are left out: they
 /// hold no index data.
-const TABLES: [(u8, &str); 8] = [
+const TABLES: [(u8, &str); 7] = [
     (BLOCK, "blocks"),
     (BLOCK_HEIGHT, "block_heights"),
     (BLOCK_TXIDS, "block_txids"),
     (BLOCK_OUTPUTS, "block_outputs"),
     (UNDO, "undo"),
-    (TX, "txs"),
     (HISTORY, "history"),
     (SCRIPT, "scripts"),
 ];
@@ -94,6 +97,10 @@ const JOURNAL_FROM_WRITES: usize = 2_000;
 const WRITE_THREADS: usize = 2;
 /// The tree of the first layout (one sled tree per table): its presence means schema 1.
 const LEGACY_META_TREE: &[u8] = b"meta";
+/// The [`TxIndex`] file, in sled's directory.
+const TX_INDEX_FILE: &str = "txids";
+/// Most transactions entered into the [`TxIndex`] at once when it is caught up at open.
+const TX_INDEX_CATCH_UP_BATCH: usize = 100_000;
 
 /// Bytes of a script hash that key its rows.
 pub const SCRIPT_KEY_LEN: usize = 12;
@@ -625,6 +632,8 @@ pub struct Store {
     tree: Tree,
     /// Where a commit too big for one batch is journaled.
     journal: Tree,
+    /// txid → position.
+    txs: Arc<TxIndex>,
     /// Commits of at least this many writes use the journal; [`JOURNAL_FROM_WRITES`] but
     /// in tests.
     journal_from: usize,
@@ -728,6 +737,8 @@ struct ScriptState {
 #[derive(Default)]
 struct Run {
     writes: Writes,
+    /// The run's transactions, for the [`TxIndex`].
+    txs: Vec<TxEntry>,
     /// Outputs created in this run and not yet spent.
     created: HashMap<OutPoint, Prevout>,
     /// The scripts the run touches, as they stand after it.
@@ -779,14 +790,53 @@ impl Store {
             }
         }
         let journal = db.open_tree(JOURNAL_TREE)?;
+        let txs = Arc::new(TxIndex::open(&path.join(TX_INDEX_FILE))?);
         let store = Self {
             db,
             tree,
             journal,
+            txs,
             journal_from: JOURNAL_FROM_WRITES,
         };
         store.finish_journal()?;
+        store.complete_tx_index()?;
         Ok(store)
+    }
+
+    /// Enters the blocks above the [`TxIndex`]'s complete height (those a crash may have
+    /// kept it from holding on disk, or all of them for a new table) and syncs it.
+    fn complete_tx_index(&self) -> Result<(), Error> {
+        let tip = self.tip()?;
+        let from = self.txs.complete().map_or(0, |c| c + 1);
+        let to = tip.map_or(0, |t| t.height + 1);
+        if from < to {
+            tracing::info!(
+                from,
+                to = to - 1,
+                "entering blocks into the transaction table"
+            );
+        }
+        let mut entries = Vec::new();
+        for height in from..to {
+            let block = self
+                .block_at(height)?
+                .ok_or_else(|| corrupt("block below the tip"))?;
+            let at = |pos| TxPosition { height, pos };
+            entries.extend(
+                (0u32..)
+                    .zip(self.block_txids(height)?)
+                    .map(|(pos, txid)| TxEntry {
+                        txid,
+                        at: at(pos),
+                        block: block_tag(&block.hash),
+                    }),
+            );
+            if entries.len() >= TX_INDEX_CATCH_UP_BATCH || height + 1 == to {
+                self.txs.enter(&entries)?;
+                entries.clear();
+            }
+        }
+        self.txs.synced_through(tip.map(|t| t.height), true)
     }
 
     /// The indexed tip, or `None` for an empty index.
@@ -835,12 +885,23 @@ impl Store {
             .ok_or_else(|| corrupt("transaction position"))
     }
 
-    /// Where a confirmed transaction is.
+    /// Where a confirmed transaction is: of the [`TxIndex`]'s hints, the latest one whose
+    /// block is in the index (a txid twice in the chain, as pre-BIP 30 coinbases, is the
+    /// later transaction).
     pub fn tx_position(&self, txid: &Hash256) -> Result<Option<TxPosition>, Error> {
-        self.tree
-            .get(hash_key(TX, txid))?
-            .map(|v| TxPosition::decode(&v, 0).ok_or_else(|| corrupt("tx position")))
-            .transpose()
+        let mut found = None;
+        for hint in self.txs.hints(txid)? {
+            if found.is_some_and(|at| at >= hint.at) {
+                continue;
+            }
+            if self
+                .block_at(hint.at.height)?
+                .is_some_and(|block| block_tag(&block.hash) == hint.block)
+            {
+                found = Some(hint.at);
+            }
+        }
+        Ok(found)
     }
 
     /// An output of the best chain, spent or not: script hash and value.
@@ -1047,13 +1108,13 @@ impl Store {
     /// batch.
     pub fn apply_blocks(&self, blocks: &[IndexedBlock]) -> Result<(), Error> {
         match self.stage_run(blocks)? {
-            Some((writes, tip)) => self.commit(writes, Some(tip)),
+            Some((run, tip)) => self.commit(run.writes, Some(tip), &run.txs),
             None => Ok(()),
         }
     }
 
     /// Everything applying `blocks` writes, and the tip after them (`None` for no blocks).
-    fn stage_run(&self, blocks: &[IndexedBlock]) -> Result<Option<(Writes, Tip)>, Error> {
+    fn stage_run(&self, blocks: &[IndexedBlock]) -> Result<Option<(Run, Tip)>, Error> {
         let mut run = Run::default();
         let first = self.tip()?.map_or(0, |t| t.height + 1);
         for (expected, block) in (first..).zip(blocks) {
@@ -1068,22 +1129,18 @@ impl Store {
         let Some(last) = blocks.last() else {
             return Ok(None);
         };
-        let Run {
-            mut writes,
-            scripts,
-            ..
-        } = run;
-        for (script, state) in scripts {
-            writes.put_script(&script, &state.record);
+        for (script, state) in std::mem::take(&mut run.scripts) {
+            run.writes.put_script(&script, &state.record);
             for chunk in state.history.chunks(HISTORY_CHUNK) {
-                writes.put(&history_key(&script, chunk[0]), &encode_history(chunk));
+                run.writes
+                    .put(&history_key(&script, chunk[0]), &encode_history(chunk));
             }
         }
         let tip = Tip {
             height: last.height,
             hash: last.hash,
         };
-        Ok(Some((writes, tip)))
+        Ok(Some((run, tip)))
     }
 
     /// The state of `script` in `run`, read from the index the first time the run touches it.
@@ -1156,11 +1213,16 @@ impl Store {
         let mut txids = Vec::with_capacity(block.txs.len() * 32);
         let mut spent = Vec::new();
         let mut outputs = Vec::new();
+        let tag = block_tag(&block.hash);
 
         for (pos, tx) in (0u32..).zip(&block.txs) {
             let here = TxPosition { height: h, pos };
             txids.extend_from_slice(tx.txid.as_bytes());
-            run.writes.put(&hash_key(TX, &tx.txid), &here.encode());
+            run.txs.push(TxEntry {
+                txid: tx.txid,
+                at: here,
+                block: tag,
+            });
 
             spent.clear();
             for outpoint in &tx.inputs {
@@ -1254,7 +1316,6 @@ impl Store {
             .ok_or_else(|| corrupt("outputs of the tip block"))?;
         let tx_count =
             OutputsRecord::tx_count(&outputs).ok_or_else(|| corrupt("outputs record"))?;
-        let txids = self.block_txids(h)?;
 
         let mut writes = Writes::default();
         let mut effects = BlockEffects::default();
@@ -1298,12 +1359,6 @@ impl Store {
         for script in effects.history.keys() {
             self.undo_history(&mut writes, script, h)?;
         }
-        for (pos, txid) in (0u32..).zip(txids) {
-            // A duplicate txid (pre-BIP 30 coinbases) may point at an earlier block: keep it.
-            if self.tx_position(&txid)? == Some(TxPosition { height: h, pos }) {
-                writes.delete(&hash_key(TX, &txid));
-            }
-        }
         for table in [BLOCK, BLOCK_TXIDS, BLOCK_OUTPUTS, UNDO] {
             writes.delete(&height_key(table, h));
         }
@@ -1320,7 +1375,10 @@ impl Store {
             }
             None => None,
         };
-        self.commit(writes, new_tip)?;
+        // The block's entries stay in the TxIndex: its hints of a block no longer in the
+        // index are not believed.
+        self.txs.undoing(h)?;
+        self.commit(writes, new_tip, &[])?;
         Ok(new_tip)
     }
 
@@ -1378,7 +1436,15 @@ impl Store {
     /// writers out, so a batch per run of thousands of transactions took hundreds of MB and
     /// one core. Readers may see part of such a commit before its tip; they see the tip
     /// only with all of it.
-    fn commit(&self, writes: Writes, tip: Option<Tip>) -> Result<(), Error> {
+    ///
+    /// `txs` go into the [`TxIndex`] first, so that a reader who sees the tip finds them.
+    fn commit(&self, writes: Writes, tip: Option<Tip>, txs: &[TxEntry]) -> Result<(), Error> {
+        self.txs.enter(txs)?;
+        self.write_with_tip(writes, tip)?;
+        self.txs.synced_through(tip.map(|t| t.height), false)
+    }
+
+    fn write_with_tip(&self, writes: Writes, tip: Option<Tip>) -> Result<(), Error> {
         let tip = tip.as_ref().map(encode_tip);
         let tip = (META_TIP, tip.as_ref().map(|v| &v[..]));
         let ops: Vec<_> = writes
@@ -1461,6 +1527,8 @@ impl Store {
     pub async fn flush(&self) -> Result<(), Error> {
         // sled's own flush_async can wait forever when nothing is dirty; flush on the
         // blocking pool instead.
+        // The TxIndex is synced by the writer only (see `TxIndex::synced_through`): a block
+        // being undone meanwhile could otherwise be claimed complete.
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
@@ -1469,16 +1537,27 @@ impl Store {
     }
 
     /// Every key and value of every table, for tests that compare two indexes.
+    /// Every key and value of every table, for tests that compare two indexes; `txs` is what
+    /// [`Store::tx_position`] answers for each txid of the chain, by txid.
     pub fn dump(&self) -> Result<BTreeMap<&'static str, Rows>, Error> {
         let mut out: BTreeMap<&'static str, Rows> =
             TABLES.iter().map(|&(_, name)| (name, Vec::new())).collect();
+        let mut txs = BTreeMap::new();
         for row in self.tree.iter() {
             let (k, v) = row?;
-            let Some(&(_, name)) = TABLES.iter().find(|(table, _)| k.first() == Some(table)) else {
+            let Some(&(table, name)) = TABLES.iter().find(|(table, _)| k.first() == Some(table))
+            else {
                 continue;
             };
+            if table == BLOCK_TXIDS {
+                for txid in v.chunks_exact(32).filter_map(|c| hash_at(c, 0)) {
+                    let at = self.tx_position(&txid)?.map(|at| at.encode().to_vec());
+                    txs.insert(txid.as_bytes().to_vec(), at.unwrap_or_default());
+                }
+            }
             out.entry(name).or_default().push((k.to_vec(), v.to_vec()));
         }
+        out.insert("txs", txs.into_iter().collect());
         Ok(out)
     }
 }
@@ -1771,6 +1850,41 @@ mod tests {
     }
 
     #[test]
+    fn transactions_are_found_after_a_reorg_and_when_their_table_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |height, pos| Some(TxPosition { height, pos });
+        // Block 2 replaced by one holding tx 4 first and a new coinbase after it.
+        let mut replacement = block(
+            2,
+            vec![chain()[2].txs[1].clone(), tx(12, &[], &[(0xE, 50)])],
+        );
+        replacement.hash = h(250);
+        let mut branch = chain()[..2].to_vec();
+        branch.push(replacement);
+
+        let store = open(&dir, "reorg");
+        store.apply_blocks(&chain()).unwrap();
+        assert_eq!(store.tx_position(&h(4)).unwrap(), at(2, 1));
+        store.undo_tip().unwrap();
+        assert_eq!(store.tx_position(&h(4)).unwrap(), None);
+        store.apply_blocks(&branch[2..]).unwrap();
+        assert_eq!(store.tx_position(&h(4)).unwrap(), at(2, 0));
+        assert_eq!(store.tx_position(&h(11)).unwrap(), None);
+        assert_eq!(store.tx_position(&h(12)).unwrap(), at(2, 1));
+        let fresh = open(&dir, "fresh");
+        fresh.apply_blocks(&branch).unwrap();
+        assert_eq!(store.dump().unwrap(), fresh.dump().unwrap());
+        drop(store);
+
+        // Without its table, the store enters every block again at open.
+        std::fs::remove_file(dir.path().join("reorg").join(TX_INDEX_FILE)).unwrap();
+        let store = open(&dir, "reorg");
+        assert_eq!(store.txs.complete(), Some(2));
+        assert_eq!(store.dump().unwrap(), fresh.dump().unwrap());
+        assert_eq!(store.tx_position(&h(3)).unwrap(), at(1, 2));
+    }
+
+    #[test]
     fn refuses_a_block_that_does_not_extend_the_tip() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(&dir, "a");
@@ -1991,8 +2105,9 @@ mod tests {
         let staged = {
             let store = open(&dir, "reference");
             store.apply_blocks(&chain()[..1]).unwrap();
-            let (writes, tip) = store.stage_run(&chain()[1..]).unwrap().unwrap();
-            (writes.ops.len(), writes, tip)
+            // The run's transactions never reach the TxIndex: open enters them.
+            let (run, tip) = store.stage_run(&chain()[1..]).unwrap().unwrap();
+            (run.writes.ops.len(), run.writes, tip)
         };
         let (len, writes, tip) = staged;
         let tip_value = encode_tip(&tip);
