@@ -746,6 +746,18 @@ struct Run {
     /// Block output records read to resolve inputs, and their total size.
     outputs: HashMap<u32, IVec>,
     outputs_bytes: usize,
+    /// What the run before left, read before the tree.
+    inherited: Inherited,
+}
+
+/// What a run leaves for the next while its commit may be under way (see [`RunPipeline`]):
+/// the scripts it touched, as the tree holds them after the commit, and its outputs still
+/// unspent. The next run reads these instead of the tree, which may hold part of that commit.
+/// Each entry is taken at the first use: a later run reads the tree again.
+#[derive(Default)]
+struct Inherited {
+    scripts: HashMap<ScriptKey, ScriptState>,
+    created: HashMap<OutPoint, Prevout>,
 }
 
 impl Store {
@@ -1105,42 +1117,36 @@ impl Store {
     }
 
     /// Applies `blocks` (consecutive, the first on top of the current tip) in one atomic
-    /// batch.
+    /// commit.
     pub fn apply_blocks(&self, blocks: &[IndexedBlock]) -> Result<(), Error> {
-        match self.stage_run(blocks)? {
-            Some((run, tip)) => self.commit(run.writes, Some(tip), &run.txs),
-            None => Ok(()),
+        let mut pipeline = RunPipeline::new(self)?;
+        for block in blocks {
+            pipeline.stage(block)?;
         }
+        pipeline.commit()?;
+        pipeline.wait()?;
+        Ok(())
     }
 
-    /// Everything applying `blocks` writes, and the tip after them (`None` for no blocks).
-    fn stage_run(&self, blocks: &[IndexedBlock]) -> Result<Option<(Run, Tip)>, Error> {
-        let mut run = Run::default();
-        let first = self.tip()?.map_or(0, |t| t.height + 1);
-        for (expected, block) in (first..).zip(blocks) {
-            if block.height != expected {
-                return Err(Error::Index(format!(
-                    "block {} at height {} does not extend the index (expected height {expected})",
-                    block.hash, block.height
-                )));
-            }
-            self.stage_block(&mut run, block)?;
-        }
-        let Some(last) = blocks.last() else {
-            return Ok(None);
-        };
-        for (script, state) in std::mem::take(&mut run.scripts) {
-            run.writes.put_script(&script, &state.record);
+    /// The writes of a staged run and its transactions, and what it leaves for the next run.
+    fn seal(&self, run: Run) -> (Writes, Vec<TxEntry>, Inherited) {
+        let Run {
+            mut writes,
+            txs,
+            mut scripts,
+            created,
+            ..
+        } = run;
+        for (script, state) in &mut scripts {
+            writes.put_script(script, &state.record);
             for chunk in state.history.chunks(HISTORY_CHUNK) {
-                run.writes
-                    .put(&history_key(&script, chunk[0]), &encode_history(chunk));
+                writes.put(&history_key(script, chunk[0]), &encode_history(chunk));
             }
+            // The next run sees the last chunk while it is not full, as read from the tree.
+            let full_chunks = state.history.len() - state.history.len() % HISTORY_CHUNK;
+            state.history.drain(..full_chunks);
         }
-        let tip = Tip {
-            height: last.height,
-            hash: last.hash,
-        };
-        Ok(Some((run, tip)))
+        (writes, txs, Inherited { scripts, created })
     }
 
     /// The state of `script` in `run`, read from the index the first time the run touches it.
@@ -1152,6 +1158,9 @@ impl Store {
         Ok(match run.scripts.entry(script) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
+                if let Some(state) = run.inherited.scripts.remove(&script) {
+                    return Ok(e.insert(state));
+                }
                 let record = self.script_record(&script)?;
                 let end = Bound::Included(history_end(&script));
                 let history = match self.history_chunks_back(&script, end).next() {
@@ -1173,6 +1182,9 @@ impl Store {
     /// The output `outpoint` spends, if the chain so far holds it unspent.
     fn resolve(&self, run: &mut Run, outpoint: &OutPoint) -> Result<Option<Prevout>, Error> {
         if let Some(out) = run.created.remove(outpoint) {
+            return Ok(Some(out));
+        }
+        if let Some(out) = run.inherited.created.remove(outpoint) {
             return Ok(Some(out));
         }
         // The node validated the chain, so an output of an earlier run that its
@@ -1559,6 +1571,116 @@ impl Store {
         }
         out.insert("txs", txs.into_iter().collect());
         Ok(out)
+    }
+}
+
+/// Applies consecutive blocks in runs, each committed atomically by [`Store::commit`] on a
+/// thread of its own while the next run is staged.
+///
+/// Why: a run's commit (sled inserts on two threads) and the staging of the next (reading
+/// scripts and resolving inputs on one) each took about half of the indexing time, one after
+/// the other. The next run reads what the run in commit changed from its [`Inherited`]
+/// state, never from the tree, so it needs no part of that commit; commits stay one at a
+/// time and in order, so a crash still leaves the index at a block boundary.
+pub struct RunPipeline {
+    store: Store,
+    run: Run,
+    next_height: u32,
+    /// The last block staged into `run`, and the run's size.
+    staged: Option<Tip>,
+    staged_blocks: usize,
+    staged_txs: usize,
+    /// The commit under way and the tip it writes.
+    committing: Option<(std::thread::JoinHandle<Result<(), Error>>, Tip)>,
+}
+
+impl std::fmt::Debug for RunPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunPipeline")
+            .field("next_height", &self.next_height)
+            .field("staged_blocks", &self.staged_blocks)
+            .field("committing", &self.committing.as_ref().map(|(_, tip)| tip))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunPipeline {
+    /// A pipeline appending to `store`'s tip. Only one may write to a store at a time.
+    pub fn new(store: &Store) -> Result<Self, Error> {
+        Ok(Self {
+            store: store.clone(),
+            run: Run::default(),
+            next_height: store.tip()?.map_or(0, |t| t.height + 1),
+            staged: None,
+            staged_blocks: 0,
+            staged_txs: 0,
+            committing: None,
+        })
+    }
+
+    /// Adds `block`, the next after those staged or committed, to the run being staged.
+    pub fn stage(&mut self, block: &IndexedBlock) -> Result<(), Error> {
+        if block.height != self.next_height {
+            return Err(Error::Index(format!(
+                "block {} at height {} does not extend the index (expected height {})",
+                block.hash, block.height, self.next_height
+            )));
+        }
+        self.store.stage_block(&mut self.run, block)?;
+        self.next_height += 1;
+        self.staged = Some(Tip {
+            height: block.height,
+            hash: block.hash,
+        });
+        self.staged_blocks += 1;
+        self.staged_txs += block.txs.len();
+        Ok(())
+    }
+
+    /// Blocks and transactions in the run being staged.
+    pub fn staged(&self) -> (usize, usize) {
+        (self.staged_blocks, self.staged_txs)
+    }
+
+    /// Starts the commit of the staged run (if any), once the commit before it is done;
+    /// returns the tip that one reached.
+    pub fn commit(&mut self) -> Result<Option<Tip>, Error> {
+        let Some(tip) = self.staged.take() else {
+            return Ok(None);
+        };
+        let run = std::mem::take(&mut self.run);
+        let (writes, txs, inherited) = self.store.seal(run);
+        self.run.inherited = inherited;
+        self.staged_blocks = 0;
+        self.staged_txs = 0;
+        let committed = self.wait()?;
+        let store = self.store.clone();
+        let commit = std::thread::Builder::new()
+            .name("index-commit".into())
+            .spawn(move || store.commit(writes, Some(tip), &txs))
+            .map_err(|e| Error::Index(format!("cannot start an index commit thread: {e}")))?;
+        self.committing = Some((commit, tip));
+        Ok(committed)
+    }
+
+    /// Waits for the commit under way, if any; returns the tip it reached.
+    pub fn wait(&mut self) -> Result<Option<Tip>, Error> {
+        let Some((commit, tip)) = self.committing.take() else {
+            return Ok(None);
+        };
+        commit
+            .join()
+            .map_err(|_| Error::Index("an index commit thread panicked".into()))??;
+        Ok(Some(tip))
+    }
+}
+
+impl Drop for RunPipeline {
+    /// A commit is never left running: another writer could start on the tip before it.
+    fn drop(&mut self) {
+        if let Err(e) = self.wait() {
+            tracing::warn!(error = %e, "index commit failed");
+        }
     }
 }
 
@@ -2003,6 +2125,34 @@ mod tests {
     }
 
     #[test]
+    fn runs_staged_while_the_one_before_commits_equal_one_run() {
+        // Each block spends the one before's outputs, and the script's history crosses
+        // chunk boundaries: the next run reads both from what the run before left.
+        let chain = busy_chain(8, 25);
+        let dir = tempfile::tempdir().unwrap();
+        let whole = open(&dir, "whole");
+        whole.apply_blocks(&chain).unwrap();
+        let piped = open(&dir, "piped");
+        let mut pipeline = RunPipeline::new(&piped).unwrap();
+        let mut committed = Vec::new();
+        for (n, block) in chain.iter().enumerate() {
+            pipeline.stage(block).unwrap();
+            if [0, 2, 3, 6].contains(&n) {
+                committed.extend(pipeline.commit().unwrap());
+            }
+        }
+        committed.extend(pipeline.commit().unwrap());
+        committed.extend(pipeline.wait().unwrap());
+        let heights: Vec<u32> = committed.iter().map(|t| t.height).collect();
+        assert_eq!(heights, [0, 2, 3, 6, 7]);
+        assert_eq!(piped.dump().unwrap(), whole.dump().unwrap());
+        assert_eq!(piped.tip().unwrap(), whole.tip().unwrap());
+        // Staging goes on from the pipeline's height, not the tree's.
+        let err = pipeline.stage(&chain[7]).unwrap_err();
+        assert!(err.to_string().contains("expected height 8"), "{err}");
+    }
+
+    #[test]
     fn script_records_and_history_chunks_reject_malformed_bytes() {
         let mut record = ScriptRecord::default();
         record.stats.tx_count = 2;
@@ -2106,8 +2256,17 @@ mod tests {
             let store = open(&dir, "reference");
             store.apply_blocks(&chain()[..1]).unwrap();
             // The run's transactions never reach the TxIndex: open enters them.
-            let (run, tip) = store.stage_run(&chain()[1..]).unwrap().unwrap();
-            (run.writes.ops.len(), run.writes, tip)
+            let mut run = Run::default();
+            for block in &chain()[1..] {
+                store.stage_block(&mut run, block).unwrap();
+            }
+            let (writes, _, _) = store.seal(run);
+            let last = chain().pop().unwrap();
+            let tip = Tip {
+                height: last.height,
+                hash: last.hash,
+            };
+            (writes.ops.len(), writes, tip)
         };
         let (len, writes, tip) = staged;
         let tip_value = encode_tip(&tip);
