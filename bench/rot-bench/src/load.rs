@@ -6,12 +6,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use rot_harness::ElectrumClient;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 /// Bound on requests per client, on top of the time bound.
 const MAX_REQUESTS_PER_CLIENT: usize = 10_000_000;
+/// Bound on one HTTP request and its answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One address of the sample, in both servers' spellings.
 #[derive(Debug, Clone)]
@@ -173,30 +177,93 @@ async fn client_loop(
 
 /// A client's connection to one of the servers.
 pub enum Connection {
-    /// A keep-alive HTTP/1.1 client limited to one connection.
-    Http {
-        /// The client.
-        client: reqwest::Client,
-        /// The API's base URL.
-        base: String,
-    },
+    /// A keep-alive HTTP/1.1 connection.
+    Http(HttpConnection),
     /// An Electrum protocol connection.
     Electrum(ElectrumClient),
+}
+
+/// A keep-alive HTTP/1.1 connection written and read by the client's own task, as the
+/// Electrum client's is. Why not reqwest: its client hands each request to a connection
+/// task of its own and the answer back, a hop between tasks (often threads) each way that
+/// the Electrum side does not pay, and that counted against rot-server at one client.
+pub struct HttpConnection {
+    stream: BufReader<TcpStream>,
+    host: String,
+    line: String,
+    body: Vec<u8>,
+}
+
+impl HttpConnection {
+    /// Connects to the server at `base` (`http://host:port`).
+    pub async fn connect(base: &str) -> anyhow::Result<Self> {
+        let host = base
+            .strip_prefix("http://")
+            .with_context(|| format!("not a plain http:// base URL: {base}"))?
+            .trim_end_matches('/')
+            .to_owned();
+        let tcp = TcpStream::connect(&host)
+            .await
+            .with_context(|| format!("connecting to {host}"))?;
+        tcp.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(tcp),
+            host,
+            line: String::new(),
+            body: Vec::new(),
+        })
+    }
+
+    /// `GET path`: the body of a `200` answer (which must carry a Content-Length).
+    pub async fn get(&mut self, path: &str) -> anyhow::Result<&[u8]> {
+        tokio::time::timeout(HTTP_TIMEOUT, self.exchange(path))
+            .await
+            .with_context(|| format!("no answer to GET {path} within {HTTP_TIMEOUT:?}"))??;
+        Ok(&self.body)
+    }
+
+    async fn exchange(&mut self, path: &str) -> anyhow::Result<()> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        self.read_line().await?;
+        let status = self.line.split(' ').nth(1).unwrap_or_default().to_owned();
+        let mut length = None;
+        loop {
+            self.read_line().await?;
+            let header = self.line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = Some(value.trim().parse::<usize>()?);
+            }
+        }
+        let length =
+            length.with_context(|| format!("answer to GET {path} without Content-Length"))?;
+        self.body.resize(length, 0);
+        self.stream.read_exact(&mut self.body).await?;
+        if status != "200" {
+            bail!("GET {path}: HTTP {status}");
+        }
+        Ok(())
+    }
+
+    async fn read_line(&mut self) -> anyhow::Result<()> {
+        self.line.clear();
+        if self.stream.read_line(&mut self.line).await? == 0 {
+            bail!("connection closed by the server");
+        }
+        Ok(())
+    }
 }
 
 impl Connection {
     /// Opens a connection to `server`.
     pub async fn open(server: &Server) -> anyhow::Result<Self> {
         Ok(match server {
-            Server::RotServer(base) => Self::Http {
-                client: reqwest::Client::builder()
-                    .http1_only()
-                    .pool_max_idle_per_host(1)
-                    .tcp_nodelay(true)
-                    .no_proxy()
-                    .build()?,
-                base: base.clone(),
-            },
+            Server::RotServer(base) => Self::Http(HttpConnection::connect(base).await?),
             Server::Electrum(address) => Self::Electrum(ElectrumClient::connect(address).await?),
         })
     }
@@ -206,14 +273,10 @@ impl Connection {
     /// answer's length.
     pub async fn ask_utxos(&mut self, target: &Target) -> anyhow::Result<usize> {
         match self {
-            Self::Http { client, base } => {
-                let response = client
-                    .get(format!("{base}/address/{}/utxo", target.address))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-                Ok(response.bytes().await?.len())
-            }
+            Self::Http(http) => Ok(http
+                .get(&format!("/address/{}/utxo", target.address))
+                .await?
+                .len()),
             Self::Electrum(client) => {
                 let line = client
                     .call_raw(
@@ -230,14 +293,10 @@ impl Connection {
     /// The unspent outputs of `target` as the server answers them (JSON).
     pub async fn utxos(&mut self, target: &Target) -> anyhow::Result<Value> {
         match self {
-            Self::Http { client, base } => {
-                let response = client
-                    .get(format!("{base}/address/{}/utxo", target.address))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-                Ok(response.json().await?)
-            }
+            Self::Http(http) => Ok(serde_json::from_slice(
+                http.get(&format!("/address/{}/utxo", target.address))
+                    .await?,
+            )?),
             Self::Electrum(client) => Ok(client
                 .call(
                     "blockchain.scripthash.listunspent",
@@ -251,7 +310,7 @@ impl Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Http { base, .. } => f.debug_tuple("Http").field(base).finish(),
+            Self::Http(http) => f.debug_tuple("Http").field(&http.host).finish(),
             Self::Electrum(client) => f.debug_tuple("Electrum").field(client).finish(),
         }
     }
