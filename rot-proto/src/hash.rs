@@ -44,7 +44,11 @@ impl Hash256 {
 
 impl fmt::Display for Hash256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.to_display_bytes()))
+        // Into a buffer on the stack: hashes are printed in every JSON answer, and
+        // `hex::encode` builds a String a char at a time.
+        let mut digits = [0u8; 64];
+        hex::encode_to_slice(self.to_display_bytes(), &mut digits).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
