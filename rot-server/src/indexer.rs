@@ -231,7 +231,8 @@ impl Indexer {
         let pipeline = Arc::new(Mutex::new(RunPipeline::new(&self.store)?));
         let started = Instant::now();
         let mut last_log = Instant::now();
-        let mut staged = 0u32;
+        // Blocks committed so far in this pass (progress counts these, not those staged).
+        let mut applied = 0u32;
         let mut expected_parent = self.store.tip()?.map(|t| t.hash);
         let mut result = Ok(());
         // A staging error leaves the run half staged: it is dropped, not committed.
@@ -258,14 +259,13 @@ impl Indexer {
                 }
                 expected_parent = Some(block.hash);
             }
-            staged += batch.len() as u32;
             let stage = pipeline.clone();
             match self
                 .writer
                 .run(move || stage_blocks(&stage, &batch, end))
                 .await
             {
-                Ok(Some(tip)) => self.committed(tip, end),
+                Ok(Some(tip)) => applied = self.committed(start, tip, end),
                 Ok(None) => {}
                 Err(e) => {
                     result = Err(e);
@@ -278,7 +278,7 @@ impl Indexer {
             }
             if last_log.elapsed() >= PROGRESS_EVERY {
                 last_log = Instant::now();
-                self.log_progress(start, staged, end, started.elapsed());
+                self.log_progress(start, applied, end, started.elapsed());
             }
         }
         fetcher.abort();
@@ -290,21 +290,23 @@ impl Indexer {
             pipeline.wait()
         });
         match finish.await {
-            Ok(Some(tip)) => self.committed(tip, end),
+            Ok(Some(tip)) => applied = self.committed(start, tip, end),
             Ok(None) => {}
             Err(e) => result = result.and(Err(e)),
         }
-        if staged > 1 {
-            self.log_progress(start, staged, end, started.elapsed());
+        if applied > 1 {
+            self.log_progress(start, applied, end, started.elapsed());
         }
         result
     }
 
-    /// Publishes `tip`, just committed in a pass towards the node's height `end`.
-    fn committed(&self, tip: Tip, end: u32) {
+    /// Publishes `tip`, just committed in a pass from `start` towards the node's height
+    /// `end`; returns the blocks the pass has committed.
+    fn committed(&self, start: u32, tip: Tip, end: u32) -> u32 {
         // Progress first: a new tip wakes the heartbeats, which should carry it.
         self.note_progress(tip.height, end);
         self.tips.send_replace(tip);
+        tip.height + 1 - start
     }
 
     fn log_progress(&self, start: u32, applied: u32, end: u32, elapsed: Duration) {
