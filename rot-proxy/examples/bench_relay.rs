@@ -28,9 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rot_harness::{AddressType, Litecoind};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use rot_harness::{AddressType, HttpConnection, Litecoind};
 
 struct Settings {
     clients: usize,
@@ -142,91 +140,22 @@ fn spawn(
     Ok(Process { child, name })
 }
 
-/// `GET path` as raw HTTP/1.1 bytes.
-fn get_request(path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n")
-        .into_bytes()
-}
-
-/// Reads one HTTP/1.1 response (Content-Length or chunked body); returns its status and
-/// body length.
-async fn read_response(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    line: &mut String,
-    body: &mut Vec<u8>,
-) -> anyhow::Result<(u16, usize)> {
-    line.clear();
-    reader.read_line(line).await?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?
-        .parse()?;
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        line.clear();
-        reader.read_line(line).await?;
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse()?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.trim().eq_ignore_ascii_case("chunked");
-            }
-        }
-    }
-    if !chunked {
-        body.resize(length, 0);
-        reader.read_exact(body).await?;
-        return Ok((status, length));
-    }
-    let mut total = 0;
-    loop {
-        line.clear();
-        reader.read_line(line).await?;
-        let size = usize::from_str_radix(line.trim_end(), 16)?;
-        body.resize(size + 2, 0);
-        reader.read_exact(body).await?;
-        total += size;
-        if size == 0 {
-            return Ok((status, total));
-        }
-    }
-}
-
-/// One keep-alive connection sending `request` one at a time.
-struct Connection {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-    line: String,
-    body: Vec<u8>,
-}
+/// One keep-alive connection sending a request one at a time.
+struct Connection(HttpConnection);
 
 impl Connection {
     async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
-        Ok(Self {
-            reader: BufReader::with_capacity(64 * 1024, read),
-            writer,
-            line: String::new(),
-            body: Vec::new(),
-        })
+        Ok(Self(HttpConnection::open(addr).await?))
     }
 
     /// Sends `request`, reads the answer; returns the time taken.
     async fn ask(&mut self, request: &[u8]) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        self.writer.write_all(request).await?;
-        let (status, _) = read_response(&mut self.reader, &mut self.line, &mut self.body).await?;
+        let (status, body) = self.0.exchange(request).await?;
         anyhow::ensure!(
             status == 200,
             "HTTP {status}: {}",
-            String::from_utf8_lossy(&self.body)
+            String::from_utf8_lossy(body)
         );
         Ok(started.elapsed())
     }
@@ -533,7 +462,7 @@ async fn main() -> anyhow::Result<()> {
     let mut targets = vec![Target {
         name: "direct",
         addr: loopback(server_port),
-        request: Arc::new(get_request(&path)),
+        request: Arc::new(HttpConnection::get_request(&path)),
         pids: Vec::new(),
     }];
     if let Some(nginx) = &nginx {
@@ -542,14 +471,16 @@ async fn main() -> anyhow::Result<()> {
         targets.push(Target {
             name: "nginx",
             addr: loopback(nginx_port),
-            request: Arc::new(get_request(&path)),
+            request: Arc::new(HttpConnection::get_request(&path)),
             pids,
         });
     }
     targets.push(Target {
         name: "rot-proxy",
         addr: loopback(proxy_port),
-        request: Arc::new(get_request(&format!("/v1/coins/ltc-regtest/esplora{path}"))),
+        request: Arc::new(HttpConnection::get_request(&format!(
+            "/v1/coins/ltc-regtest/esplora{path}"
+        ))),
         pids: vec![proxy.pid()],
     });
     if let Some(only) = &s.only {

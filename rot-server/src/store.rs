@@ -833,14 +833,14 @@ impl Store {
             let block = self
                 .block_at(height)?
                 .ok_or_else(|| corrupt("block below the tip"))?;
-            let at = |pos| TxPosition { height, pos };
+            let tag = block_tag(&block.hash);
             entries.extend(
                 (0u32..)
                     .zip(self.block_txids(height)?)
                     .map(|(pos, txid)| TxEntry {
                         txid,
-                        at: at(pos),
-                        block: block_tag(&block.hash),
+                        at: TxPosition { height, pos },
+                        block: tag,
                     }),
             );
             if entries.len() >= TX_INDEX_CATCH_UP_BATCH || height + 1 == to {
@@ -1548,7 +1548,6 @@ impl Store {
         Ok(())
     }
 
-    /// Every key and value of every table, for tests that compare two indexes.
     /// Every key and value of every table, for tests that compare two indexes; `txs` is what
     /// [`Store::tx_position`] answers for each txid of the chain, by txid.
     pub fn dump(&self) -> Result<BTreeMap<&'static str, Rows>, Error> {

@@ -459,13 +459,7 @@ impl TxIndex {
         if !(now || due || tip < progress.complete) {
             return Ok(());
         }
-        table
-            .sync(progress.entries, tip)
-            .map_err(|e| io_error(&self.path, e))?;
-        progress.complete = tip;
-        progress.entered_since_sync = 0;
-        progress.synced_at = Instant::now();
-        Ok(())
+        self.sync(&table, &mut progress, tip)
     }
 
     /// Before the block at `height` is undone: the file no longer counts as complete at or
@@ -475,12 +469,23 @@ impl TxIndex {
         if progress.complete.is_none_or(|c| c < height) {
             return Ok(());
         }
-        let complete = height.checked_sub(1);
         let table = self.table.read().expect("tx table lock");
+        self.sync(&table, &mut progress, height.checked_sub(1))
+    }
+
+    /// Syncs `table` with its header claiming `complete`, and records that.
+    fn sync(
+        &self,
+        table: &Table,
+        progress: &mut Progress,
+        complete: Option<u32>,
+    ) -> Result<(), Error> {
         table
             .sync(progress.entries, complete)
             .map_err(|e| io_error(&self.path, e))?;
         progress.complete = complete;
+        progress.entered_since_sync = 0;
+        progress.synced_at = Instant::now();
         Ok(())
     }
 

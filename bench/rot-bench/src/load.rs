@@ -6,11 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use rot_harness::ElectrumClient;
+use anyhow::{Context, ensure};
+use rot_harness::{ElectrumClient, HttpConnection};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// Bound on requests per client, on top of the time bound.
 const MAX_REQUESTS_PER_CLIENT: usize = 10_000_000;
@@ -202,93 +200,24 @@ async fn client_loop(
 
 /// A client's connection to one of the servers.
 pub enum Connection {
-    /// A keep-alive HTTP/1.1 connection.
+    /// A keep-alive HTTP/1.1 connection read and written by the client's own task, as the
+    /// Electrum connection is (see [`HttpConnection`]).
     Http(HttpConnection),
     /// An Electrum protocol connection.
     Electrum(ElectrumClient),
-}
-
-/// A keep-alive HTTP/1.1 connection written and read by the client's own task, as the
-/// Electrum client's is. Why not reqwest: its client hands each request to a connection
-/// task of its own and the answer back, a hop between tasks (often threads) each way that
-/// the Electrum side does not pay, and that counted against rot-server at one client.
-pub struct HttpConnection {
-    stream: BufReader<TcpStream>,
-    host: String,
-    line: String,
-    body: Vec<u8>,
-}
-
-impl HttpConnection {
-    /// Connects to the server at `base` (`http://host:port`).
-    pub async fn connect(base: &str) -> anyhow::Result<Self> {
-        let host = base
-            .strip_prefix("http://")
-            .with_context(|| format!("not a plain http:// base URL: {base}"))?
-            .trim_end_matches('/')
-            .to_owned();
-        let tcp = TcpStream::connect(&host)
-            .await
-            .with_context(|| format!("connecting to {host}"))?;
-        tcp.set_nodelay(true)?;
-        Ok(Self {
-            stream: BufReader::new(tcp),
-            host,
-            line: String::new(),
-            body: Vec::new(),
-        })
-    }
-
-    /// `GET path`: the body of a `200` answer (which must carry a Content-Length).
-    pub async fn get(&mut self, path: &str) -> anyhow::Result<&[u8]> {
-        tokio::time::timeout(HTTP_TIMEOUT, self.exchange(path))
-            .await
-            .with_context(|| format!("no answer to GET {path} within {HTTP_TIMEOUT:?}"))??;
-        Ok(&self.body)
-    }
-
-    async fn exchange(&mut self, path: &str) -> anyhow::Result<()> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        self.read_line().await?;
-        let status = self.line.split(' ').nth(1).unwrap_or_default().to_owned();
-        let mut length = None;
-        loop {
-            self.read_line().await?;
-            let header = self.line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = Some(value.trim().parse::<usize>()?);
-            }
-        }
-        let length =
-            length.with_context(|| format!("answer to GET {path} without Content-Length"))?;
-        self.body.resize(length, 0);
-        self.stream.read_exact(&mut self.body).await?;
-        if status != "200" {
-            bail!("GET {path}: HTTP {status}");
-        }
-        Ok(())
-    }
-
-    async fn read_line(&mut self) -> anyhow::Result<()> {
-        self.line.clear();
-        if self.stream.read_line(&mut self.line).await? == 0 {
-            bail!("connection closed by the server");
-        }
-        Ok(())
-    }
 }
 
 impl Connection {
     /// Opens a connection to `server`.
     pub async fn open(server: &Server) -> anyhow::Result<Self> {
         Ok(match server {
-            Server::RotServer(base) => Self::Http(HttpConnection::connect(base).await?),
+            Server::RotServer(base) => {
+                let addr = base
+                    .strip_prefix("http://")
+                    .and_then(|host| host.trim_end_matches('/').parse().ok())
+                    .with_context(|| format!("not an http://ip:port base URL: {base}"))?;
+                Self::Http(HttpConnection::open(addr).await?)
+            }
             Server::Electrum(address) => Self::Electrum(ElectrumClient::connect(address).await?),
         })
     }
@@ -298,10 +227,7 @@ impl Connection {
     /// answer's length.
     pub async fn ask_utxos(&mut self, target: &Target) -> anyhow::Result<usize> {
         match self {
-            Self::Http(http) => Ok(http
-                .get(&format!("/address/{}/utxo", target.address))
-                .await?
-                .len()),
+            Self::Http(http) => Ok(get(http, &utxo_path(target)).await?.len()),
             Self::Electrum(client) => {
                 let line = client
                     .call_raw(
@@ -319,8 +245,7 @@ impl Connection {
     pub async fn utxos(&mut self, target: &Target) -> anyhow::Result<Value> {
         match self {
             Self::Http(http) => Ok(serde_json::from_slice(
-                http.get(&format!("/address/{}/utxo", target.address))
-                    .await?,
+                get(http, &utxo_path(target)).await?,
             )?),
             Self::Electrum(client) => Ok(client
                 .call(
@@ -335,8 +260,22 @@ impl Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Http(http) => f.debug_tuple("Http").field(&http.host).finish(),
+            Self::Http(_) => f.write_str("Http"),
             Self::Electrum(client) => f.debug_tuple("Electrum").field(client).finish(),
         }
     }
+}
+
+fn utxo_path(target: &Target) -> String {
+    format!("/address/{}/utxo", target.address)
+}
+
+/// `GET path` on `http`: the body of a `200` answer, within [`HTTP_TIMEOUT`].
+async fn get<'a>(http: &'a mut HttpConnection, path: &str) -> anyhow::Result<&'a [u8]> {
+    let request = HttpConnection::get_request(path);
+    let (status, body) = tokio::time::timeout(HTTP_TIMEOUT, http.exchange(&request))
+        .await
+        .with_context(|| format!("no answer to GET {path} within {HTTP_TIMEOUT:?}"))??;
+    ensure!(status == 200, "GET {path}: HTTP {status}");
+    Ok(body)
 }
